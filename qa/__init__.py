@@ -1,0 +1,91 @@
+"""qa — ask questions of a folder of documents and get answers that cite the exact passage.
+
+>>> import qa                                                  # doctest: +SKIP
+>>> qa.build_index("seeds", "index")                            # doctest: +SKIP
+>>> qa.answer("When did Porsche meet Apple?").direct            # doctest: +SKIP
+'November 2021'
+"""
+
+from __future__ import annotations
+
+import os
+
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K
+from .errors import (
+    BuildLockedError,
+    EmbedderError,
+    EmbedderMismatchError,
+    EvaluationError,
+    IndexCorruptError,
+    IndexNotFoundError,
+    InvalidQueryError,
+    QAError,
+    SeedError,
+)
+from .indexing import build_index, index_info, needs_build
+from .retrieval import Retriever, load_index
+from .types import (
+    Answer,
+    BuildProgress,
+    Chunk,
+    Citation,
+    Document,
+    IndexInfo,
+    IndexStats,
+    Passage,
+    Sentence,
+    SkippedSeed,
+    Span,
+)
+
+__all__ = [
+    "Answer",
+    "BuildLockedError",
+    "BuildProgress",
+    "Chunk",
+    "Citation",
+    "Document",
+    "EmbedderError",
+    "EmbedderMismatchError",
+    "EvaluationError",
+    "IndexCorruptError",
+    "IndexInfo",
+    "IndexNotFoundError",
+    "IndexStats",
+    "InvalidQueryError",
+    "Passage",
+    "QAError",
+    "Retriever",
+    "SeedError",
+    "Sentence",
+    "SkippedSeed",
+    "Span",
+    "answer",
+    "build_index",
+    "index_info",
+    "load_index",
+    "needs_build",
+    "retrieve",
+]
+
+
+def retrieve(
+    question: str, k: int = DEFAULT_K, *, index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR
+) -> list[Passage]:
+    """The ``k`` best passages for ``question`` from the index in ``index_dir``.
+
+    A thin wrapper over :meth:`Retriever.retrieve`; the loaded index is cached per folder and
+    reloaded when a build publishes a new version.
+    """
+    from .cache import cached_retriever
+
+    return cached_retriever(index_dir).retrieve(question, k)
+
+
+def answer(
+    question: str, k: int = DEFAULT_K, *, index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR
+) -> Answer:
+    """Answer ``question`` from the index in ``index_dir``, citing the sentences it rests on."""
+    from .cache import cached_retriever
+
+    return cached_retriever(index_dir).answer(question, k)

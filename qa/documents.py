@@ -1,0 +1,171 @@
+"""Documents stage: find seed files, read them safely, and parse their metadata line."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import MAX_SEED_BYTES, SEED_SUFFIXES
+from .errors import SeedError
+from .types import Document, SkippedSeed
+
+logger = logging.getLogger(__name__)
+
+# ` date 2022-03 Von William Boston und Tim Higgins` — a date, then optionally the authors.
+_METADATA = re.compile(
+    r"^[ \t]*date[ \t]+(?P<date>\d{4}-\d{2}(?:-\d{2})?)"
+    r"(?:[ \t]+(?:von|by)[ \t]+(?P<authors>[^\n]+?))?[ \t]*(?:\r?\n|$)",
+    re.IGNORECASE,
+)
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\bund\b|\band\b|&)\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SeedScan:
+    """The seed files found under a folder: readable documents and the skipped ones."""
+
+    documents: tuple[Document, ...]
+    skipped: tuple[SkippedSeed, ...]
+
+
+def parse_metadata(text: str) -> tuple[int, str | None, tuple[str, ...]]:
+    """Return ``(body_start, date, authors)`` for a text that may open with a metadata line.
+
+    >>> parse_metadata(" date 2022-03 Von A B und C D\\n\\nText")
+    (28, '2022-03', ('A B', 'C D'))
+    """
+    match = _METADATA.match(text)
+    if not match:
+        return 0, None, ()
+    authors_raw = match.group("authors") or ""
+    authors = tuple(a for a in _AUTHOR_SPLIT.split(authors_raw.strip()) if a)
+    body_start = match.end()
+    while body_start < len(text) and text[body_start] in "\r\n":
+        body_start += 1
+    return body_start, match.group("date"), authors
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def iter_seed_paths(seeds_dir: Path) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path, source)`` for every visible .txt/.md file under ``seeds_dir``, sorted.
+
+    Symlinks are followed only when they resolve inside ``seeds_dir``; a link pointing outside
+    is yielded too, so that the caller can report it as skipped.
+    """
+    for dirpath, dirnames, filenames in os.walk(seeds_dir, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            relative = path.relative_to(seeds_dir)
+            if _is_hidden(relative) or path.suffix.lower() not in SEED_SUFFIXES:
+                continue
+            yield path, relative.as_posix()
+
+
+def read_seed(path: Path, source: str, *, seeds_root: Path | None = None) -> Document:
+    """Read one seed file; raise :class:`SeedError` naming the file when it cannot be used."""
+    if path.is_symlink() and seeds_root is not None:
+        target = path.resolve()
+        if not target.is_relative_to(seeds_root.resolve()):
+            raise SeedError(
+                f"Seed {source} is a symlink to {target}, outside the seeds folder; "
+                "copy the file into the seeds folder instead."
+            )
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SeedError(f"Cannot read seed {source}: {exc.strerror or exc}.") from exc
+    if size > MAX_SEED_BYTES:
+        raise SeedError(
+            f"Seed {source} is {size:,} bytes, over the {MAX_SEED_BYTES:,}-byte limit; "
+            "split it into smaller files."
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SeedError(
+            f"Cannot read seed {source}: {exc.strerror or exc}; check its permissions."
+        ) from exc
+    if b"\x00" in data[:8192]:
+        raise SeedError(f"Seed {source} is a binary file, not text; remove it from the seeds.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeedError(
+            f"Seed {source} is not valid UTF-8 (byte {exc.start}); save it as UTF-8."
+        ) from exc
+    if not text.strip():
+        raise SeedError(f"Seed {source} is empty; add text or remove the file.")
+    # A byte-order mark stays in ``text`` (offsets are file offsets) but not in the body.
+    bom = 1 if text.startswith("\ufeff") else 0
+    body_start, date, authors = parse_metadata(text[bom:])
+    body_start += bom
+    if not text[body_start:].strip():
+        raise SeedError(
+            f"Seed {source} has a metadata line but no text; add text or remove the file."
+        )
+    return Document(
+        source=source,
+        text=text,
+        sha256=sha256_bytes(data),
+        body_start=body_start,
+        date=date,
+        authors=authors,
+    )
+
+
+def check_seeds_dir(seeds_dir: Path) -> None:
+    if not seeds_dir.exists():
+        raise SeedError(
+            f"Seeds folder {seeds_dir} does not exist; create it and put .txt or .md files in it."
+        )
+    if not seeds_dir.is_dir():
+        raise SeedError(f"Seeds path {seeds_dir} is not a folder; pass the folder of seed files.")
+
+
+def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
+    """Read every seed under ``seeds_dir``; bad files are skipped and reported, not raised.
+
+    Raises :class:`SeedError` when the folder is missing or holds no usable seed.
+    """
+    root = Path(seeds_dir)
+    check_seeds_dir(root)
+    documents: list[Document] = []
+    skipped: list[SkippedSeed] = []
+    for path, source in iter_seed_paths(root):
+        try:
+            documents.append(read_seed(path, source, seeds_root=root))
+        except SeedError as exc:
+            logger.warning("skipping seed: %s", exc)
+            skipped.append(SkippedSeed(source=source, reason=str(exc)))
+    if not documents:
+        detail = "".join(f"\n  {s.reason}" for s in skipped)
+        raise SeedError(f"No usable seeds in {root}: add UTF-8 .txt or .md files to it.{detail}")
+    return SeedScan(documents=tuple(documents), skipped=tuple(skipped))
+
+
+def hash_seeds(seeds_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """Map each seed's source to its sha256, reading bytes only (for staleness checks)."""
+    root = Path(seeds_dir)
+    check_seeds_dir(root)
+    hashes: dict[str, str] = {}
+    for path, source in iter_seed_paths(root):
+        try:
+            hashes[source] = sha256_bytes(path.read_bytes())
+        except OSError:
+            continue
+    return hashes

@@ -1,0 +1,66 @@
+"""The exception tree of ``qa``: every error the library raises on purpose.
+
+::
+
+    QAError                     base class; the CLI exits 1 with its message, the app shows it
+    ├── SeedError               the seeds folder is missing/empty, or one seed cannot be read
+    ├── IndexNotFoundError      no index at the given folder (run ``qa build``)
+    ├── IndexCorruptError       an index file is missing, truncated or disagrees with the manifest
+    ├── EmbedderMismatchError   the index was built with another embedder than the one asked for
+    ├── EmbedderError           an embedder spec is unknown or its model cannot be loaded offline
+    ├── BuildLockedError        another build holds the index lock
+    ├── EvaluationError         an evaluation file is malformed
+    └── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
+
+Every message says what failed, where (path or value) and what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildLockedError",
+    "EmbedderError",
+    "EmbedderMismatchError",
+    "EvaluationError",
+    "IndexCorruptError",
+    "IndexNotFoundError",
+    "InvalidQueryError",
+    "QAError",
+    "SeedError",
+]
+
+
+class QAError(Exception):
+    """Base class of every error ``qa`` raises on purpose."""
+
+
+class SeedError(QAError):
+    """The seeds folder is missing or empty, or a seed cannot be read."""
+
+
+class IndexNotFoundError(QAError):
+    """No index exists at the given folder."""
+
+
+class IndexCorruptError(QAError):
+    """An index file is missing, truncated, or disagrees with the manifest."""
+
+
+class EmbedderMismatchError(QAError):
+    """The index was built with a different embedder than the one requested."""
+
+
+class EmbedderError(QAError):
+    """An embedder spec is unknown, or its model cannot be loaded offline."""
+
+
+class BuildLockedError(QAError):
+    """Another build is writing the index."""
+
+
+class EvaluationError(QAError):
+    """An evaluation input is malformed."""
+
+
+class InvalidQueryError(QAError, ValueError):
+    """A caller passed an unusable question or option."""

@@ -1,0 +1,74 @@
+"""Lexical retrieval: BM25 (bm25s) over Snowball-stemmed German and English tokens."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+_STEMMERS = {"de": "german", "en": "english"}
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_GERMAN
+
+    return frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_GERMAN)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(_STEMMERS.get(language, "english"))
+
+
+def tokenize(text: str, languages: Sequence[str]) -> list[str]:
+    """Lower-cased words without stop words, stemmed once per language (deduplicated).
+
+    A question is stemmed for both languages, since it may be asked in either about a
+    document in either; a document is stemmed for its own language.
+
+    >>> tokenize("Porsche meets Apple", ["en"])
+    ['porsch', 'meet', 'appl']
+    """
+    stop = _stopwords()
+    words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
+    tokens: list[str] = []
+    seen: set[str] = set()
+    for language in languages:
+        for token in _stemmer(language).stemWords(words):
+            if token not in seen:
+                seen.add(token)
+                tokens.append(token)
+    return tokens
+
+
+class LexicalIndex:
+    """BM25 over a fixed list of texts; scores every text for a question."""
+
+    def __init__(self, texts: Sequence[str], languages: Sequence[str]) -> None:
+        corpus = [tokenize(t, [lang]) or [""] for t, lang in zip(texts, languages, strict=True)]
+        self._size = len(corpus)
+        # bm25s sets its own logger to DEBUG, which leaks into any configured root handler.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        self._bm25 = bm25s.BM25()
+        if corpus:
+            self._bm25.index(corpus, show_progress=False)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def scores(self, question: str) -> npt.NDArray[np.float32]:
+        """BM25 score of every text for the question (0 where no word matches)."""
+        if not self._size:
+            return np.zeros(0, dtype=np.float32)
+        tokens = tokenize(question, ("de", "en"))
+        if not tokens:
+            return np.zeros(self._size, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)

@@ -1,0 +1,269 @@
+"""Index storage: versioned folders, an atomic ``CURRENT`` pointer, and verified loading.
+
+Layout of an index folder::
+
+    index/
+      CURRENT              name of the live version folder (replaced atomically)
+      .lock                held by the one build that may write
+      v-<time>-<id>/
+        manifest.json      format, embedder, chunker, documents (sha256), files (sha256)
+        chunks.jsonl       one chunk a line: source, start, end, text
+        sentences.jsonl    one sentence a line: source, start, end, text
+        chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
+        sentences.faiss    sentence vectors (same order as sentences.jsonl)
+
+A build writes a new version folder completely (files fsynced), then replaces ``CURRENT``.
+A reader that opens ``CURRENT`` therefore sees either the old or the new index, never a mix,
+and a build killed at any point leaves the old one in place. No file is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import IndexCorruptError, IndexNotFoundError
+from .store import VectorStore
+from .types import Chunk, Sentence
+
+CURRENT = "CURRENT"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+CHUNKS = "chunks.jsonl"
+SENTENCES = "sentences.jsonl"
+CHUNK_VECTORS = "chunks.faiss"
+SENTENCE_VECTORS = "sentences.faiss"
+_VERSION_PREFIX = "v-"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIndex:
+    """One index version, read from disk and checked."""
+
+    path: Path
+    manifest: dict[str, Any]
+    chunks: tuple[Chunk, ...]
+    sentences: tuple[Sentence, ...]
+    chunk_store: VectorStore
+    sentence_store: VectorStore
+
+    @property
+    def version(self) -> str:
+        return self.path.name
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False))
+            handle.write("\n")
+
+
+def new_version_dir(index_dir: Path) -> Path:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = index_dir / f"{_VERSION_PREFIX}{stamp}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
+
+
+def write_version(
+    path: Path,
+    manifest: dict[str, Any],
+    chunks: list[Chunk],
+    sentences: list[Sentence],
+    chunk_store: VectorStore,
+    sentence_store: VectorStore,
+) -> None:
+    """Write every file of a version folder, then its manifest with the files' checksums."""
+    _write_jsonl(
+        path / CHUNKS,
+        [{"source": c.source, "start": c.start, "end": c.end, "text": c.text} for c in chunks],
+    )
+    _write_jsonl(
+        path / SENTENCES,
+        [{"source": s.source, "start": s.start, "end": s.end, "text": s.text} for s in sentences],
+    )
+    chunk_store.save(path / CHUNK_VECTORS)
+    sentence_store.save(path / SENTENCE_VECTORS)
+    files = {}
+    for name in (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS):
+        _fsync_file(path / name)
+        files[name] = {"bytes": (path / name).stat().st_size, "sha256": file_sha256(path / name)}
+    manifest = {**manifest, "files": files}
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, path / MANIFEST)
+    _fsync_dir(path)
+
+
+def publish(index_dir: Path, version: Path) -> None:
+    """Point ``CURRENT`` at ``version`` atomically."""
+    tmp = index_dir / f"{CURRENT}.{secrets.token_hex(4)}.tmp"
+    tmp.write_text(version.name + "\n", encoding="utf-8")
+    _fsync_file(tmp)
+    os.replace(tmp, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+
+
+def current_version(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexNotFoundError(
+            f"No index at {index_dir}/ — run `qa build` (or qa.build_index()) to create it."
+        )
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not name.startswith(_VERSION_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+        raise IndexCorruptError(
+            f"{pointer} names {name!r}, which is not an index version in {index_dir}/; "
+            "run `qa build` to rebuild the index."
+        )
+    return index_dir / name
+
+
+def remove_old_versions(index_dir: Path, *, keep: int = 2) -> None:
+    """Delete version folders except the current one and the newest ``keep - 1`` before it.
+
+    The previous version is kept so that a reader that read ``CURRENT`` just before the swap
+    can still open it. Folders of killed builds (never published) go too.
+    """
+    try:
+        live = current_version(index_dir).name
+    except (IndexNotFoundError, IndexCorruptError):
+        live = None
+    versions = sorted(p for p in index_dir.glob(f"{_VERSION_PREFIX}*") if p.is_dir())
+    published = [p for p in versions if (p / MANIFEST).is_file()]
+    keep_names = {live} | {p.name for p in published[-keep:]}
+    for path in versions:
+        if path.name not in keep_names:
+            shutil.rmtree(path, ignore_errors=True)
+    for tmp in index_dir.glob(f"{CURRENT}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
+    rows = []
+    line_no = 0
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):  # noqa: B007 - used in the error
+                row = json.loads(line)
+                rows.append(
+                    kind(
+                        source=row["source"],
+                        start=int(row["start"]),
+                        end=int(row["end"]),
+                        text=row["text"],
+                    )
+                )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        where = f" line {line_no}" if line_no else ""
+        raise IndexCorruptError(
+            f"Index file {path}{where} is unreadable ({exc}); run `qa build` to rebuild."
+        ) from exc
+    return rows
+
+
+def read_manifest(version: Path) -> dict[str, Any]:
+    path = version / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise IndexCorruptError(
+            f"Index file {path} is missing; run `qa build` to rebuild the index."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"Index file {path} is not valid JSON ({exc}); run `qa build` to rebuild."
+        ) from exc
+    if not isinstance(manifest, dict) or "files" not in manifest or "embedder" not in manifest:
+        raise IndexCorruptError(
+            f"Index file {path} lacks required fields; run `qa build` to rebuild the index."
+        )
+    return manifest
+
+
+def _check_file(version: Path, name: str, expected: dict[str, Any]) -> None:
+    path = version / name
+    if not path.is_file():
+        raise IndexCorruptError(f"Index file {path} is missing; run `qa build` to rebuild.")
+    size = path.stat().st_size
+    if size != expected.get("bytes") or file_sha256(path) != expected.get("sha256"):
+        raise IndexCorruptError(
+            f"Index file {path} does not match its checksum in {MANIFEST} "
+            f"({size} bytes, expected {expected.get('bytes')}); it is truncated or was "
+            "changed. Run `qa build` to rebuild the index."
+        )
+
+
+def read_version(version: Path) -> StoredIndex:
+    """Load and verify one version folder; every problem raises an error naming the file."""
+    manifest = read_manifest(version)
+    files = manifest["files"]
+    for name in (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS):
+        _check_file(version, name, files.get(name, {}))
+    chunks = _read_jsonl(version / CHUNKS, Chunk)
+    sentences = _read_jsonl(version / SENTENCES, Sentence)
+    chunk_store = VectorStore.load(version / CHUNK_VECTORS)
+    sentence_store = VectorStore.load(version / SENTENCE_VECTORS)
+    dimension = int(manifest["embedder"]["dimension"])
+    for name, store, rows in (
+        (CHUNK_VECTORS, chunk_store, chunks),
+        (SENTENCE_VECTORS, sentence_store, sentences),
+    ):
+        if len(store) != len(rows) or store.dimension != dimension:
+            raise IndexCorruptError(
+                f"Index file {version / name} holds {len(store)} vectors of dimension "
+                f"{store.dimension}, but the index has {len(rows)} records of dimension "
+                f"{dimension}; run `qa build` to rebuild."
+            )
+    return StoredIndex(
+        path=version,
+        manifest=manifest,
+        chunks=tuple(chunks),
+        sentences=tuple(sentences),
+        chunk_store=chunk_store,
+        sentence_store=sentence_store,
+    )
+
+
+def read_current(index_dir: Path) -> StoredIndex:
+    """Load the live version; retry once if a concurrent build swapped it mid-read."""
+    for attempt in range(2):
+        version = current_version(index_dir)
+        try:
+            return read_version(version)
+        except IndexCorruptError:
+            if attempt == 0 and current_version(index_dir) != version:
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover

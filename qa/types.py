@@ -1,0 +1,172 @@
+"""Frozen dataclasses that flow between the pipeline stages and out of the public API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One seed file. ``text`` is the file as on disk; ``body_start`` skips the metadata line."""
+
+    source: str
+    text: str
+    sha256: str
+    body_start: int = 0
+    date: str | None = None
+    authors: tuple[str, ...] = ()
+
+    @property
+    def body(self) -> str:
+        return self.text[self.body_start :]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSeed:
+    """A seed file that was not indexed, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document; ``document.text[start:end] == text``."""
+
+    source: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence inside a chunk's document, with file offsets."""
+
+    source: str
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A retrieved chunk. ``start``/``end`` are character offsets in ``source``."""
+
+    text: str
+    source: str
+    start: int
+    end: int
+    score: float
+    rank: int
+    dense_score: float = 0.0
+    lexical_score: float = 0.0
+    date: str | None = None
+    authors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The part of a cited sentence that answers the question's kind of fact.
+
+    ``value`` is the normalised reading, e.g. ``"November 2021"`` for "im November" in an
+    article dated 2022-03.
+    """
+
+    kind: Literal["date", "number", "place"]
+    start: int
+    end: int
+    text: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One ``[n]`` marker: the cited sentence with its own offsets in ``source``."""
+
+    number: int
+    source: str
+    start: int
+    end: int
+    quote: str
+    passage_rank: int
+    score: float
+    span: Span | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to a question: quoted text with ``[n]`` markers and its citations."""
+
+    question: str
+    text: str
+    found: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[Passage, ...]
+    direct: str | None = None
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BuildProgress:
+    """Progress of a build, passed to ``build_index(progress=...)`` callbacks."""
+
+    chunks_done: int
+    chunks_total: int
+    seconds: float
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        rate = self.chunks_per_second
+        if rate <= 0:
+            return None
+        return (self.chunks_total - self.chunks_done) / rate
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """What a build did."""
+
+    index_dir: str
+    documents: int
+    chunks: int
+    embedder: str
+    dimension: int
+    built_at: str
+    seconds: float
+    documents_added: int = 0
+    documents_changed: int = 0
+    documents_removed: int = 0
+    documents_unchanged: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    full_rebuild_reason: str | None = None
+    skipped: tuple[SkippedSeed, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInfo:
+    """What an index holds, and how the seeds folder differs from it now."""
+
+    index_dir: str
+    version: str
+    documents: int
+    chunks: int
+    sentences: int
+    embedder: str
+    dimension: int
+    built_at: str
+    package_version: str
+    skipped: tuple[SkippedSeed, ...]
+    seeds_added: tuple[str, ...]
+    seeds_changed: tuple[str, ...]
+    seeds_removed: tuple[str, ...]
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.seeds_added or self.seeds_changed or self.seeds_removed)
