@@ -11,12 +11,21 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from .config import CHUNK_OVERLAP, CHUNK_SIZE
 from .types import Chunk, Document
 
+#: A period after these does not end a sentence: one letter or digit ("z. B.", "E. Golovin",
+#: "am 2. März"), a two-digit day ("am 12. März") and common German/English abbreviations.
+#: The price: a sentence that ends in such a word is split at a clause instead.
+_NO_BREAK_AFTER: tuple[str, ...] = (
+    *(r"\w", r"\d\d"),
+    *"Dr Prof Nr St Mr Mrs Ms Jr ca bzw vgl ggf evtl Mio Mrd Jh Abs Bd Str".split(),
+)
+_NOT_AN_ABBREVIATION = "".join(rf"(?<!\b{word}\.)" for word in _NO_BREAK_AFTER)
+
 #: Paragraphs, lines, then sentence ends (German and English share . ! ? and closing quotes),
 #: then clauses, words, characters. Regexes: the sentence end keeps its punctuation.
 SEPARATORS: tuple[str, ...] = (
     r"\n[ \t]*\n",
     r"\n",
-    r"(?<=[.!?…])[\"'”“»«]?\s+",
+    rf"(?<=[.!?…]){_NOT_AN_ABBREVIATION}[\"'”“»«]?\s+",
     r"(?<=[;:])\s+",
     r"(?<=,)\s+",
     r"\s+",
