@@ -21,6 +21,7 @@ _ENGLISH = frozenset(
 )
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _HAS_WORD = re.compile(r"\w")
+_CLOSING_QUOTES = frozenset("\"'”“«»")
 
 
 def detect_language(text: str) -> str:
@@ -73,6 +74,14 @@ def sentence_spans(
                 e -= 1
             if s == e:
                 continue
+            # pysbd starts the next sentence with the quote that closes this one: give it back.
+            if spans and spans[-1][1] == s and text[s] in _CLOSING_QUOTES and text[s - 1] in ".!?…":
+                spans[-1] = (spans[-1][0], s + 1)
+                s += 1
+                while s < e and text[s].isspace():
+                    s += 1
+                if s == e:
+                    continue
             if spans and not _HAS_WORD.search(text[s:e]) and spans[-1][1] >= p_start:
                 spans[-1] = (spans[-1][0], e)
             else:
