@@ -6,8 +6,9 @@ import hashlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import MAX_SEED_BYTES, SEED_SUFFIXES
@@ -31,6 +32,8 @@ class SeedScan:
 
     documents: tuple[Document, ...]
     skipped: tuple[SkippedSeed, ...]
+    #: sha256 of every seed whose bytes could be read, skipped ones included.
+    hashes: dict[str, str] = field(default_factory=dict)
 
 
 def parse_metadata(text: str) -> tuple[int, str | None, tuple[str, ...]]:
@@ -61,11 +64,17 @@ def _is_hidden(relative: Path) -> bool:
 def iter_seed_paths(seeds_dir: Path) -> Iterator[tuple[Path, str]]:
     """Yield ``(path, source)`` for every visible .txt/.md file under ``seeds_dir``, sorted.
 
-    Symlinks are followed only when they resolve inside ``seeds_dir``; a link pointing outside
-    is yielded too, so that the caller can report it as skipped.
+    Symlinked folders are never descended into (a folder linked from inside ``seeds_dir`` is
+    read at its real place). Links to files or folders outside ``seeds_dir`` are yielded too,
+    so that the caller reports them as skipped instead of silently ignoring them.
     """
     for dirpath, dirnames, filenames in os.walk(seeds_dir, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        visible = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = visible
+        for name in visible:
+            path = Path(dirpath) / name
+            if path.is_symlink() and _outside(path, seeds_dir):
+                yield path, path.relative_to(seeds_dir).as_posix()
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
@@ -76,30 +85,73 @@ def iter_seed_paths(seeds_dir: Path) -> Iterator[tuple[Path, str]]:
             yield path, relative.as_posix()
 
 
-def read_seed(path: Path, source: str, *, seeds_root: Path | None = None) -> Document:
-    """Read one seed file; raise :class:`SeedError` naming the file when it cannot be used."""
-    if path.is_symlink() and seeds_root is not None:
-        target = path.resolve()
-        if not target.is_relative_to(seeds_root.resolve()):
-            raise SeedError(
-                f"Seed {source} is a symlink to {target}, outside the seeds folder; "
-                "copy the file into the seeds folder instead."
-            )
+def _outside(path: Path, seeds_root: Path) -> bool:
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise SeedError(f"Cannot read seed {source}: {exc.strerror or exc}.") from exc
-    if size > MAX_SEED_BYTES:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return True
+    return not target.is_relative_to(seeds_root.resolve())
+
+
+def _check_file(path: Path, source: str, seeds_root: Path | None) -> int:
+    """The size of a seed that may be read; :class:`SeedError` for links out, folders, FIFOs."""
+    if path.is_symlink() and seeds_root is not None and _outside(path, seeds_root):
+        try:
+            target = str(path.resolve())
+        except (OSError, RuntimeError):
+            target = os.readlink(path)
         raise SeedError(
-            f"Seed {source} is {size:,} bytes, over the {MAX_SEED_BYTES:,}-byte limit; "
-            "split it into smaller files."
+            f"Seed {source} is a symlink to {target}, outside the seeds folder; it is not "
+            "followed. Copy the file into the seeds folder instead."
         )
     try:
-        data = path.read_bytes()
+        info = path.stat()
+    except OSError as exc:
+        raise SeedError(f"Cannot read seed {source}: {exc.strerror or exc}.") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise SeedError(f"Seed {source} is not a regular file; remove it from the seeds.")
+    return info.st_size
+
+
+def _too_big(source: str, size: int) -> SeedError:
+    return SeedError(
+        f"Seed {source} is {size:,} bytes, over the {MAX_SEED_BYTES:,}-byte limit; "
+        "split it into smaller files."
+    )
+
+
+def _read_bytes(path: Path, source: str, seeds_root: Path | None) -> bytes:
+    size = _check_file(path, source, seeds_root)
+    if size > MAX_SEED_BYTES:
+        raise _too_big(source, size)
+    try:
+        with open(path, "rb") as handle:
+            # Bounded: a file that grows after stat() still cannot exhaust memory.
+            data = handle.read(MAX_SEED_BYTES + 1)
     except OSError as exc:
         raise SeedError(
             f"Cannot read seed {source}: {exc.strerror or exc}; check its permissions."
         ) from exc
+    if len(data) > MAX_SEED_BYTES:
+        raise _too_big(source, len(data))
+    return data
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_seed(path: Path, source: str, *, seeds_root: Path | None = None) -> Document:
+    """Read one seed file; raise :class:`SeedError` naming the file when it cannot be used."""
+    return decode_seed(_read_bytes(path, source, seeds_root), source)
+
+
+def decode_seed(data: bytes, source: str) -> Document:
+    """The :class:`Document` of a seed's bytes; :class:`SeedError` when they are not text."""
     if b"\x00" in data[:8192]:
         raise SeedError(f"Seed {source} is a binary file, not text; remove it from the seeds.")
     try:
@@ -146,26 +198,47 @@ def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
     check_seeds_dir(root)
     documents: list[Document] = []
     skipped: list[SkippedSeed] = []
+    hashes: dict[str, str] = {}
     for path, source in iter_seed_paths(root):
         try:
-            documents.append(read_seed(path, source, seeds_root=root))
+            digest = _seed_hash(path, source, root)
+            if digest is not None:
+                hashes[source] = digest
+            data = _read_bytes(path, source, root)
+            hashes[source] = sha256_bytes(data)
+            documents.append(decode_seed(data, source))
         except SeedError as exc:
             logger.warning("skipping seed: %s", exc)
             skipped.append(SkippedSeed(source=source, reason=str(exc)))
     if not documents:
         detail = "".join(f"\n  {s.reason}" for s in skipped)
         raise SeedError(f"No usable seeds in {root}: add UTF-8 .txt or .md files to it.{detail}")
-    return SeedScan(documents=tuple(documents), skipped=tuple(skipped))
+    return SeedScan(documents=tuple(documents), skipped=tuple(skipped), hashes=hashes)
+
+
+def _seed_hash(path: Path, source: str, root: Path) -> str | None:
+    """The sha256 of a seed as :func:`hash_seeds` sees it, or ``None`` if it cannot be read."""
+    try:
+        if _check_file(path, source, root) <= MAX_SEED_BYTES:
+            return None  # read (and hashed) in one go by the caller
+        return _hash_file(path)
+    except (SeedError, OSError):
+        return None
 
 
 def hash_seeds(seeds_dir: str | os.PathLike[str]) -> dict[str, str]:
-    """Map each seed's source to its sha256, reading bytes only (for staleness checks)."""
+    """Map each readable seed's source to its sha256 (for staleness checks; reads bytes only).
+
+    The same files as :func:`scan_seeds` reads, skipped ones included (with the same hashes),
+    so that an unchanged bad seed does not make the index look stale.
+    """
     root = Path(seeds_dir)
     check_seeds_dir(root)
     hashes: dict[str, str] = {}
     for path, source in iter_seed_paths(root):
         try:
-            hashes[source] = sha256_bytes(path.read_bytes())
-        except OSError:
+            _check_file(path, source, root)
+            hashes[source] = _hash_file(path)
+        except (SeedError, OSError):
             continue
     return hashes

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 from . import persist
 from .chunking import Chunker
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR, INDEX_FORMAT_VERSION
-from .documents import hash_seeds, scan_seeds
+from .documents import SeedScan, hash_seeds, scan_seeds
 from .embedding import Embedder, Vectors, get_embedder
 from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError
 from .sentences import detect_language, split_sentences
@@ -42,12 +42,43 @@ def package_version() -> str:
 
 @dataclass(slots=True)
 class _Reusable:
-    """Chunks, sentences and their vectors of one document, keyed by its sha256."""
+    """Chunks, sentences and their vectors of one document content (one sha256)."""
 
     chunks: list[Chunk]
     chunk_vectors: Vectors
     sentences: list[Sentence]
     sentence_vectors: Vectors
+
+
+@dataclass(slots=True)
+class _Previous:
+    """What the live index offers a new build."""
+
+    version: str | None = None
+    manifest: dict[str, Any] | None = None
+    #: Vectors that may be reused, by document sha256 (empty when ``reason`` is set).
+    reusable: dict[str, _Reusable] = field(default_factory=dict)
+    #: Why everything is embedded again, or ``None`` for an incremental build.
+    reason: str | None = None
+
+    @property
+    def documents(self) -> dict[str, str]:
+        if self.manifest is None:
+            return {}
+        return {d["source"]: d["sha256"] for d in self.manifest["documents"]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Changes:
+    """How the seeds differ from the live index, by source name and sha256.
+
+    A renamed file counts as one removed and one added document (its vectors are reused).
+    """
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
 
 
 def _settings(embedder: Embedder, chunker: Chunker) -> dict[str, Any]:
@@ -59,21 +90,62 @@ def _settings(embedder: Embedder, chunker: Chunker) -> dict[str, Any]:
     }
 
 
-def _previous(index_dir: Path, settings: dict[str, Any]) -> tuple[dict[str, _Reusable], str | None]:
-    """Vectors of the previous version by document sha256, or why none can be reused."""
+def _settings_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why vectors of an index built with ``old`` settings cannot serve ``new`` ones."""
+    if old.get("format_version") != new["format_version"]:
+        return (
+            f"index format changed (version {old.get('format_version')} -> {new['format_version']})"
+        )
+    old_emb, new_emb = old.get("embedder") or {}, new["embedder"]
+    if old_emb != new_emb:
+        if old_emb.get("name") == new_emb["name"]:
+            return (
+                f"embedder {new_emb['name']} changed dimension "
+                f"({old_emb.get('dimension')} -> {new_emb['dimension']})"
+            )
+        return f"embedder changed ({old_emb.get('name')} -> {new_emb['name']})"
+    old_ch, new_ch = old.get("chunker") or {}, new["chunker"]
+    if old_ch != new_ch:
+        keys = sorted(k for k in {*old_ch, *new_ch} if old_ch.get(k) != new_ch.get(k))
+        detail = ", ".join(
+            "separators changed" if k == "separators" else f"{k} {old_ch.get(k)} -> {new_ch.get(k)}"
+            for k in keys
+        )
+        return f"chunker settings changed ({detail})"
+    if old.get("sentences") != new["sentences"]:
+        return "sentence splitter settings changed"
+    if old.get("package_version") != new["package_version"]:
+        # Another qa release may chunk or split sentences differently under the same settings.
+        return f"qa version changed ({old.get('package_version')} -> {new['package_version']})"
+    return None
+
+
+def _previous(index_dir: Path, settings: dict[str, Any], *, full: bool) -> _Previous:
+    """The live index, what of it can be reused, and if nothing, why."""
+    prev = _Previous()
     try:
-        stored = persist.read_current(index_dir)
+        version = persist.current_version(index_dir)
+        prev.version = version.name
+        prev.manifest = persist.read_manifest(version)
     except IndexNotFoundError:
-        return {}, "no previous index"
+        prev.reason = "no previous index"
+        return prev
     except IndexCorruptError as exc:
         logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
-        return {}, f"previous index unreadable: {exc}"
-    manifest = stored.manifest
-    for key in ("format_version", "embedder", "chunker", "sentences"):
-        if manifest.get(key) != settings[key]:
-            return {}, (
-                f"{key} changed ({manifest.get(key)!r} -> {settings[key]!r}); rebuilding everything"
-            )
+        prev.reason = f"previous index unreadable: {exc}"
+        return prev
+    if full:
+        prev.reason = "full rebuild requested"
+        return prev
+    prev.reason = _settings_change(prev.manifest, settings)
+    if prev.reason is not None:
+        return prev
+    try:
+        stored = persist.read_version(version)
+    except IndexCorruptError as exc:
+        logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
+        prev.reason = f"previous index unreadable: {exc}"
+        return prev
     chunk_vectors = stored.chunk_store.vectors()
     sentence_vectors = stored.sentence_store.vectors()
     chunk_rows: dict[str, list[int]] = {}
@@ -82,23 +154,26 @@ def _previous(index_dir: Path, settings: dict[str, Any]) -> tuple[dict[str, _Reu
     sentence_rows: dict[str, list[int]] = {}
     for i, sentence in enumerate(stored.sentences):
         sentence_rows.setdefault(sentence.source, []).append(i)
-    reusable: dict[str, _Reusable] = {}
-    for doc in manifest["documents"]:
+    for doc in prev.manifest["documents"]:
         rows = chunk_rows.get(doc["source"], [])
         srows = sentence_rows.get(doc["source"], [])
-        reusable[doc["sha256"]] = _Reusable(
+        # Identical content under two names has identical records: either copy serves.
+        prev.reusable[doc["sha256"]] = _Reusable(
             [stored.chunks[i] for i in rows],
             chunk_vectors[rows],
             [stored.sentences[i] for i in srows],
             sentence_vectors[srows],
         )
-    return reusable, None
+    return prev
 
 
 def _retarget(items: Sequence[Any], source: str) -> list[Any]:
-    """The same records under a new source name (a renamed file keeps its vectors)."""
+    """The same records under a new source name (a renamed or copied file keeps its vectors)."""
     return [
-        type(item)(source=source, start=item.start, end=item.end, text=item.text) for item in items
+        item
+        if item.source == source
+        else type(item)(source=source, start=item.start, end=item.end, text=item.text)
+        for item in items
     ]
 
 
@@ -128,13 +203,19 @@ def build_index(
 ) -> IndexStats:
     """Build or update the index of ``seeds_dir`` in ``index_dir``; return what was done.
 
-    Only new and changed seeds are embedded; unchanged ones reuse their stored vectors.
-    Bad seeds are skipped with a warning (see ``IndexStats.skipped``). A change of embedder or
-    chunker settings rebuilds everything. ``lock_timeout`` is how long to wait for another
-    build (``None`` waits, ``0`` fails at once with :class:`BuildLockedError`).
+    Only new and changed seeds are embedded; unchanged ones (also renamed or copied ones: the
+    match is by sha256 of the content) reuse their stored vectors, deleted ones disappear.
+    When nothing changed, no new version is written. Bad seeds are skipped with a warning
+    (see ``IndexStats.skipped``). A change of embedder or chunker settings, or an unreadable
+    previous index, rebuilds everything (``IndexStats.full_rebuild_reason`` says why).
+
+    ``progress`` is called after each embedded batch with a :class:`BuildProgress` (chunks
+    done and total, seconds, chunks/s, ETA). ``lock_timeout`` is how long to wait for
+    another build of the same index (``None`` waits, ``0`` fails at once with
+    :class:`BuildLockedError`).
 
     >>> stats = build_index("seeds", "index")            # doctest: +SKIP
-    >>> stats.documents, stats.chunks_embedded            # doctest: +SKIP
+    >>> stats.documents_added, stats.chunks_embedded      # doctest: +SKIP
     (1, 3)
     """
     started = time.perf_counter()
@@ -142,18 +223,70 @@ def build_index(
     emb = get_embedder(embedder)
     chunker = chunker or Chunker()
     index_path.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_path / persist.LOCK))
+    lock_path = index_path / persist.LOCK
+    lock = FileLock(str(lock_path))
     try:
-        lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if lock_timeout is not None and lock_timeout <= 0:
+                raise
+            logger.warning("another build is writing %s/; waiting for it to finish", index_path)
+            lock.acquire(timeout=-1 if lock_timeout is None else lock_timeout)
     except Timeout as exc:
         raise BuildLockedError(
-            f"Another build is writing {index_path}/ (lock {index_path / persist.LOCK}); "
+            f"Another build is writing {index_path}/ (it holds the lock {lock_path}); "
             "wait for it to finish, then run `qa build` again."
         ) from exc
     try:
         return _build_locked(seeds_path, index_path, emb, chunker, full, progress, started)
     finally:
         lock.release()
+
+
+def _embed_documents(
+    work: list[tuple[Document, list[Chunk], list[Sentence]]],
+    emb: Embedder,
+    progress: ProgressCallback | None,
+) -> dict[str, _Reusable]:
+    """Embed the chunks and sentences of each document, reporting progress in chunks.
+
+    A document's chunks count as done in proportion to its embedded texts (chunks and
+    sentences), so chunks/s and the ETA include the sentence vectors' cost.
+    """
+    total = sum(len(chunks) for _, chunks, _ in work)
+    started = time.perf_counter()
+    if progress is not None and total:
+        progress(BuildProgress(0, total, 0.0))
+    done_before = 0
+    out: dict[str, _Reusable] = {}
+    for doc, chunks, sentences in work:
+        texts = [c.text for c in chunks] + [s.text for s in sentences]
+        parts: list[Vectors] = []
+        for i in range(0, len(texts), _BATCH):
+            parts.append(emb.embed_passages(texts[i : i + _BATCH]))
+            embedded = min(i + _BATCH, len(texts))
+            persist.checkpoint("embedding")
+            if progress is not None:
+                done = done_before + len(chunks) * embedded // len(texts)
+                progress(BuildProgress(done, total, time.perf_counter() - started))
+        vectors = np.concatenate(parts)
+        out[doc.sha256] = _Reusable(
+            chunks, vectors[: len(chunks)], sentences, vectors[len(chunks) :]
+        )
+        done_before += len(chunks)
+    return out
+
+
+def _unchanged(prev: _Previous, scan: SeedScan, skipped: list[dict[str, str]]) -> bool:
+    """Whether the live index already is exactly what this build would write."""
+    if prev.reason is not None or prev.manifest is None:
+        return False
+    return (
+        prev.documents == {d.source: d.sha256 for d in scan.documents}
+        and prev.manifest.get("skipped") == skipped
+        and prev.manifest.get("skipped_sha256") == _skipped_hashes(scan)
+    )
 
 
 def _build_locked(
@@ -166,76 +299,85 @@ def _build_locked(
     started: float,
 ) -> IndexStats:
     scan = scan_seeds(seeds_path)
-    settings = _settings(emb, chunker)
-    reusable: dict[str, _Reusable] = {}
-    reason: str | None = "full rebuild requested"
-    if not full:
-        reusable, reason = _previous(index_path, settings)
-    try:
-        old_docs = {
-            d["source"]: d["sha256"]
-            for d in persist.read_manifest(persist.current_version(index_path))["documents"]
-        }
-    except (IndexNotFoundError, IndexCorruptError):
-        old_docs = {}
+    settings = {**_settings(emb, chunker), "package_version": package_version()}
+    prev = _previous(index_path, settings, full=full)
+    old_docs = prev.documents
+    new_docs = {d.source: d.sha256 for d in scan.documents}
+    changes = _Changes(
+        added=sum(s not in old_docs for s in new_docs),
+        changed=sum(s in old_docs and old_docs[s] != h for s, h in new_docs.items()),
+        removed=sum(s not in new_docs for s in old_docs),
+        unchanged=sum(old_docs.get(s) == h for s, h in new_docs.items()),
+    )
+    skipped = [{"source": s.source, "reason": s.reason} for s in scan.skipped]
 
-    plans: list[tuple[Document, list[Chunk] | None]] = []
+    if _unchanged(prev, scan, skipped):
+        assert prev.manifest is not None and prev.version is not None
+        # Nothing to write; still clear folders a killed build may have left behind.
+        replaced = prev.manifest.get("replaces")
+        persist.remove_old_versions(index_path, keep=[replaced] if replaced else [])
+        counts = prev.manifest.get("counts", {})
+        stats = IndexStats(
+            index_dir=str(index_path),
+            documents=len(new_docs),
+            chunks=int(counts.get("chunks", 0)),
+            embedder=emb.name,
+            dimension=emb.dimension,
+            built_at=prev.manifest.get("built_at", ""),
+            seconds=round(time.perf_counter() - started, 3),
+            chunks_reused=int(counts.get("chunks", 0)),
+            skipped=scan.skipped,
+            documents_added=changes.added,
+            documents_changed=changes.changed,
+            documents_removed=changes.removed,
+            documents_unchanged=changes.unchanged,
+        )
+        logger.info("index %s is up to date (%s)", index_path, prev.version)
+        return stats
+
+    # Chunk and split what has no vectors yet, each distinct content once.
+    work: list[tuple[Document, list[Chunk], list[Sentence]]] = []
+    planned = set(prev.reusable)
     for doc in scan.documents:
-        plans.append((doc, None if doc.sha256 in reusable else chunker.split(doc)))
-    total = sum(len(chunks) for _, chunks in plans if chunks is not None)
-    done = 0
-    embed_started = time.perf_counter()
+        if doc.sha256 in planned:
+            continue
+        planned.add(doc.sha256)
+        language = detect_language(doc.body[:2000])
+        sentences = split_sentences(doc.text, doc.source, doc.body_start, language=language)
+        work.append((doc, chunker.split(doc), sentences))
+    embedded = _embed_documents(work, emb, progress)
+    persist.checkpoint("embedded")
+    chunks_embedded = sum(len(chunks) for _, chunks, _ in work)
 
     all_chunks: list[Chunk] = []
     all_sentences: list[Sentence] = []
     chunk_parts: list[Vectors] = []
     sentence_parts: list[Vectors] = []
     records = []
-    reused = 0
-    for doc, chunks in plans:
-        if chunks is None:
-            old = reusable[doc.sha256]
-            chunks, sentences = (
-                _retarget(old.chunks, doc.source),
-                _retarget(old.sentences, doc.source),
-            )
-            chunk_vecs, sentence_vecs = old.chunk_vectors, old.sentence_vectors
-            reused += len(chunks)
-        else:
-            language = detect_language(doc.body[:2000])
-            sentences = split_sentences(doc.text, doc.source, doc.body_start, language=language)
-            vec_parts = []
-            for i in range(0, len(chunks), _BATCH):
-                batch = chunks[i : i + _BATCH]
-                vec_parts.append(emb.embed_passages([c.text for c in batch]))
-                done += len(batch)
-                if progress is not None:
-                    progress(BuildProgress(done, total, time.perf_counter() - embed_started))
-            chunk_vecs = np.concatenate(vec_parts)
-            sentence_vecs = emb.embed_passages([s.text for s in sentences])
+    for doc in scan.documents:
+        item = embedded.get(doc.sha256) or prev.reusable[doc.sha256]
+        chunks = _retarget(item.chunks, doc.source)
+        sentences = _retarget(item.sentences, doc.source)
         all_chunks.extend(chunks)
         all_sentences.extend(sentences)
-        chunk_parts.append(chunk_vecs)
-        sentence_parts.append(sentence_vecs)
+        chunk_parts.append(item.chunk_vectors)
+        sentence_parts.append(item.sentence_vectors)
         records.append(_document_record(doc, len(chunks), len(sentences)))
 
     dim = emb.dimension
-    chunk_store = VectorStore.from_vectors(
-        np.concatenate(chunk_parts) if chunk_parts else np.zeros((0, dim), np.float32), dim
-    )
+    chunk_store = VectorStore.from_vectors(np.concatenate(chunk_parts), dim)
     sentence_store = VectorStore.from_vectors(
         np.concatenate(sentence_parts) if sentence_parts else np.zeros((0, dim), np.float32), dim
     )
     built_at = datetime.now(UTC).isoformat(timespec="seconds")
-    new_docs = {d.source: d.sha256 for d in scan.documents}
     manifest = {
         **settings,
-        "package_version": package_version(),
         "built_at": built_at,
         "build_seconds": round(time.perf_counter() - started, 3),
+        "replaces": prev.version,
         "documents": records,
-        "skipped": [{"source": s.source, "reason": s.reason} for s in scan.skipped],
-        "skipped_sha256": _skipped_hashes(seeds_path, scan.skipped),
+        "skipped": skipped,
+        "skipped_sha256": _skipped_hashes(scan),
         "counts": {
             "documents": len(records),
             "chunks": len(all_chunks),
@@ -244,10 +386,12 @@ def _build_locked(
     }
     version = persist.new_version_dir(index_path)
     persist.write_version(version, manifest, all_chunks, all_sentences, chunk_store, sentence_store)
+    persist.checkpoint("version-written")
     persist.publish(index_path, version)
-    persist.remove_old_versions(index_path)
-    if reason:
-        logger.info("full build: %s", reason)
+    persist.checkpoint("published")
+    persist.remove_old_versions(index_path, keep=[prev.version] if prev.version else [])
+    if prev.reason:
+        logger.info("full build: %s", prev.reason)
     stats = IndexStats(
         index_dir=str(index_path),
         documents=len(records),
@@ -256,30 +400,30 @@ def _build_locked(
         dimension=dim,
         built_at=built_at,
         seconds=round(time.perf_counter() - started, 3),
-        documents_added=sum(s not in old_docs for s in new_docs),
-        documents_changed=sum(s in old_docs and old_docs[s] != h for s, h in new_docs.items()),
-        documents_removed=sum(s not in new_docs for s in old_docs),
-        documents_unchanged=sum(old_docs.get(s) == h for s, h in new_docs.items()),
-        chunks_embedded=total,
-        chunks_reused=reused,
-        full_rebuild_reason=reason,
+        chunks_embedded=chunks_embedded,
+        chunks_reused=len(all_chunks) - chunks_embedded,
+        full_rebuild_reason=prev.reason,
         skipped=scan.skipped,
+        documents_added=changes.added,
+        documents_changed=changes.changed,
+        documents_removed=changes.removed,
+        documents_unchanged=changes.unchanged,
     )
     logger.info(
-        "built %s: %d documents, %d chunks (%d embedded, %d reused) in %.2fs",
+        "built %s (%s): %d documents, %d chunks (%d embedded, %d reused) in %.2fs",
         index_path,
+        version.name,
         stats.documents,
         stats.chunks,
-        total,
-        reused,
+        stats.chunks_embedded,
+        stats.chunks_reused,
         stats.seconds,
     )
     return stats
 
 
-def _skipped_hashes(seeds_path: Path, skipped: tuple[SkippedSeed, ...]) -> dict[str, str]:
-    hashes = hash_seeds(seeds_path)
-    return {s.source: hashes[s.source] for s in skipped if s.source in hashes}
+def _skipped_hashes(scan: SeedScan) -> dict[str, str]:
+    return {s.source: scan.hashes[s.source] for s in scan.skipped if s.source in scan.hashes}
 
 
 def index_info(

@@ -12,9 +12,12 @@ Layout of an index folder::
         chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
         sentences.faiss    sentence vectors (same order as sentences.jsonl)
 
-A build writes a new version folder completely (files fsynced), then replaces ``CURRENT``.
-A reader that opens ``CURRENT`` therefore sees either the old or the new index, never a mix,
-and a build killed at any point leaves the old one in place. No file is ever unpickled.
+A build writes a new version folder completely (files fsynced, the manifest last), then
+replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old or the new
+index, never a mix, and a build killed at any point leaves the old one in place. After
+publishing, the build deletes every version folder but the new one and the one it replaced
+(a reader that read ``CURRENT`` just before the swap may still be opening it); folders of
+killed builds go then too. No file is ever unpickled.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .errors import IndexCorruptError, IndexNotFoundError
 from .store import VectorStore
@@ -41,6 +45,17 @@ SENTENCES = "sentences.jsonl"
 CHUNK_VECTORS = "chunks.faiss"
 SENTENCE_VECTORS = "sentences.faiss"
 _VERSION_PREFIX = "v-"
+#: How often a reader retries when builds keep replacing the version it is opening.
+_READ_ATTEMPTS = 5
+
+
+def checkpoint(name: str) -> None:
+    """Mark a named point of a build; does nothing.
+
+    Fault-injection tests replace this function (in a subprocess) to kill a build exactly at
+    ``"embedding"``, ``"embedded"``, ``"files-written"``, ``"version-written"`` or
+    ``"published"``.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +104,8 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def new_version_dir(index_dir: Path) -> Path:
     index_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
     path = index_dir / f"{_VERSION_PREFIX}{stamp}-{secrets.token_hex(4)}"
     path.mkdir()
     return path
@@ -114,6 +130,7 @@ def write_version(
     )
     chunk_store.save(path / CHUNK_VECTORS)
     sentence_store.save(path / SENTENCE_VECTORS)
+    checkpoint("files-written")
     files = {}
     for name in (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS):
         _fsync_file(path / name)
@@ -141,7 +158,12 @@ def current_version(index_dir: Path) -> Path:
         raise IndexNotFoundError(
             f"No index at {index_dir}/ — run `qa build` (or qa.build_index()) to create it."
         )
-    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(
+            f"{pointer} is unreadable ({exc}); run `qa build` to rebuild the index."
+        ) from exc
     if not name.startswith(_VERSION_PREFIX) or "/" in name or not (index_dir / name).is_dir():
         raise IndexCorruptError(
             f"{pointer} names {name!r}, which is not an index version in {index_dir}/; "
@@ -150,24 +172,26 @@ def current_version(index_dir: Path) -> Path:
     return index_dir / name
 
 
-def remove_old_versions(index_dir: Path, *, keep: int = 2) -> None:
-    """Delete version folders except the current one and the newest ``keep - 1`` before it.
+def remove_old_versions(index_dir: Path, *, keep: Collection[str] = ()) -> list[str]:
+    """Delete every version folder except the live one and those named in ``keep``.
 
-    The previous version is kept so that a reader that read ``CURRENT`` just before the swap
-    can still open it. Folders of killed builds (never published) go too.
+    A build passes the version it replaced: a reader that read ``CURRENT`` just before the
+    swap can still open it. Unpublished folders of killed builds go too (call this only while
+    holding the build lock). Returns the names deleted.
     """
     try:
         live = current_version(index_dir).name
     except (IndexNotFoundError, IndexCorruptError):
         live = None
-    versions = sorted(p for p in index_dir.glob(f"{_VERSION_PREFIX}*") if p.is_dir())
-    published = [p for p in versions if (p / MANIFEST).is_file()]
-    keep_names = {live} | {p.name for p in published[-keep:]}
-    for path in versions:
-        if path.name not in keep_names:
+    keep_names = {live, *keep}
+    removed = []
+    for path in sorted(index_dir.glob(f"{_VERSION_PREFIX}*")):
+        if path.is_dir() and path.name not in keep_names:
             shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
     for tmp in index_dir.glob(f"{CURRENT}.*.tmp"):
         tmp.unlink(missing_ok=True)
+    return removed
 
 
 def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
@@ -205,19 +229,42 @@ def read_manifest(version: Path) -> dict[str, Any]:
         raise IndexCorruptError(
             f"Index file {path} is not valid JSON ({exc}); run `qa build` to rebuild."
         ) from exc
-    if not isinstance(manifest, dict) or "files" not in manifest or "embedder" not in manifest:
+    if not _manifest_ok(manifest):
         raise IndexCorruptError(
             f"Index file {path} lacks required fields; run `qa build` to rebuild the index."
         )
-    return manifest
+    return cast(dict[str, Any], manifest)
+
+
+def _manifest_ok(manifest: Any) -> bool:
+    if not isinstance(manifest, dict):
+        return False
+    embedder, files, documents = (manifest.get(k) for k in ("embedder", "files", "documents"))
+    return (
+        isinstance(embedder, dict)
+        and isinstance(embedder.get("name"), str)
+        and isinstance(embedder.get("dimension"), int)
+        and isinstance(files, dict)
+        and all(isinstance(f, dict) for f in files.values())
+        and isinstance(documents, list)
+        and all(
+            isinstance(d, dict) and isinstance(d.get("source"), str) and "sha256" in d
+            for d in documents
+        )
+    )
 
 
 def _check_file(version: Path, name: str, expected: dict[str, Any]) -> None:
     path = version / name
-    if not path.is_file():
-        raise IndexCorruptError(f"Index file {path} is missing; run `qa build` to rebuild.")
-    size = path.stat().st_size
-    if size != expected.get("bytes") or file_sha256(path) != expected.get("sha256"):
+    try:
+        size = path.stat().st_size
+        digest = file_sha256(path)
+    except OSError as exc:
+        raise IndexCorruptError(
+            f"Index file {path} is missing or unreadable ({exc.strerror or exc}); "
+            "run `qa build` to rebuild."
+        ) from exc
+    if size != expected.get("bytes") or digest != expected.get("sha256"):
         raise IndexCorruptError(
             f"Index file {path} does not match its checksum in {MANIFEST} "
             f"({size} bytes, expected {expected.get('bytes')}); it is truncated or was "
@@ -257,13 +304,13 @@ def read_version(version: Path) -> StoredIndex:
 
 
 def read_current(index_dir: Path) -> StoredIndex:
-    """Load the live version; retry once if a concurrent build swapped it mid-read."""
-    for attempt in range(2):
+    """Load the live version; retry while concurrent builds replace (and delete) it mid-read."""
+    for attempt in range(1, _READ_ATTEMPTS + 1):
         version = current_version(index_dir)
         try:
             return read_version(version)
         except IndexCorruptError:
-            if attempt == 0 and current_version(index_dir) != version:
+            if attempt < _READ_ATTEMPTS and current_version(index_dir) != version:
                 continue
             raise
     raise AssertionError("unreachable")  # pragma: no cover
