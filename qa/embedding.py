@@ -112,7 +112,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            model = SentenceTransformer(self.model_name, device="cpu", local_files_only=True)
+            model = SentenceTransformer(self._local_folder(), device="cpu", local_files_only=True)
         except Exception as exc:  # the library raises OSError, ValueError, HF errors …
             raise EmbedderError(
                 f"Cannot load sentence-transformers model {self.model_name!r} offline: {exc}. "
@@ -129,6 +129,21 @@ class SentenceTransformerEmbedder:
             )
         self._dimension = dimension
         return model
+
+    def _local_folder(self) -> str:
+        """The model's folder: the path given, or its snapshot in the local Hugging Face cache.
+
+        A hub name is resolved here, offline, because huggingface_hub contacts the hub (to
+        build request headers) even under ``local_files_only`` when a model is not cached.
+        """
+        path = Path(self.model_name)
+        if path.is_dir():
+            return self.model_name
+        if path.is_absolute() or self.model_name.startswith((".", "~")) or path.exists():
+            raise FileNotFoundError(f"no model folder at {self.model_name}")
+        from huggingface_hub import snapshot_download
+
+        return str(snapshot_download(self.model_name, local_files_only=True))
 
     @property
     def dimension(self) -> int:
