@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from .types import Answer, Citation, Passage
+from .types import Answer, Citation, Document, IndexInfo, Passage, Span
 
 
 def _snippet(text: str, limit: int = 300) -> str:
@@ -49,15 +51,32 @@ def passages_to_text(passages: Sequence[Passage]) -> str:
 
 def highlight(passage_text: str, passage_start: int, citation: Citation) -> str:
     """HTML of the passage with the cited sentence in ``<mark>`` and the span in ``<b>``."""
-    s = max(0, citation.start - passage_start)
-    e = min(len(passage_text), citation.end - passage_start)
+    return _mark(passage_text, passage_start, citation.start, citation.end, citation.span)
+
+
+# --- Chat UI rendering (HTML fragments the Gradio app puts into messages and panels) ---
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_~"})
+
+
+def _inline(text: str) -> str:
+    """Text made safe for a Markdown message: HTML escaped, emphasis characters literal."""
+    return html.escape(text, quote=False).translate(_MD_SPECIAL)
+
+
+def _mark(text: str, text_start: int, start: int, end: int, span: Span | None) -> str:
+    """HTML of ``text`` (at file offset ``text_start``) with ``[start, end)`` in ``<mark>``.
+
+    The span, when it lies inside the marked range, is wrapped in ``<b class='qa-span'>``.
+    """
+    s = max(0, start - text_start)
+    e = min(len(text), end - text_start)
     if s >= e:
-        return html.escape(passage_text)
-    sentence = passage_text[s:e]
+        return html.escape(text)
+    sentence = text[s:e]
     inner = html.escape(sentence)
-    if citation.span is not None:
-        a = citation.span.start - citation.start
-        b = citation.span.end - citation.start
+    if span is not None:
+        a, b = span.start - text_start - s, span.end - text_start - s
         if 0 <= a < b <= len(sentence):
             inner = (
                 html.escape(sentence[:a])
@@ -66,8 +85,117 @@ def highlight(passage_text: str, passage_start: int, citation: Citation) -> str:
                 + "</b>"
                 + html.escape(sentence[b:])
             )
-    return (
-        html.escape(passage_text[:s])
-        + f"<mark class='qa-cited'>{inner}</mark>"
-        + html.escape(passage_text[e:])
+    return html.escape(text[:s]) + f"<mark class='qa-cited'>{inner}</mark>" + html.escape(text[e:])
+
+
+def _byline(date: str | None, authors: Sequence[str]) -> list[str]:
+    parts = []
+    if date:
+        parts.append(date)
+    if authors:
+        parts.append(", ".join(authors))
+    return parts
+
+
+def answer_markdown(answer: Answer) -> str:
+    """The chat message for an answer: the direct answer in bold, then the quotes with ``[n]``.
+
+    When the seeds do not answer, a distinct notice that says so (the closest passages follow
+    as their own panels).
+    """
+    if not answer.found:
+        return (
+            "<div class='qa-notfound'><strong>⚠ "
+            + html.escape(answer.text)
+            + "</strong><br>The closest passages are below; none is close enough to quote.</div>"
+        )
+    text = answer.text
+    if answer.direct and text.startswith(answer.direct):
+        return f"**{_inline(answer.direct)}**{_inline(text[len(answer.direct) :])}"
+    return _inline(text)
+
+
+def source_title(label: str, passage: Passage) -> str:
+    """The one-line title of a source panel: ``[1] file · date · authors``."""
+    return " · ".join([f"{label} {passage.source}", *_byline(passage.date, passage.authors)])
+
+
+def source_html(passage: Passage, citation: Citation | None, *, show_score: bool = False) -> str:
+    """A source panel: file and metadata, the passage with the cited sentence marked, and a
+    button (``.qa-open``, its ``value`` the JSON ``[source, start, end]``) to open the document.
+
+    Kept on one line without blank lines, so Markdown leaves the HTML alone.
+    """
+    start, end = (citation.start, citation.end) if citation else (passage.start, passage.end)
+    body = (
+        _mark(passage.text, passage.start, citation.start, citation.end, citation.span)
+        if citation
+        else html.escape(passage.text)
     )
+    # File, date and authors are in the panel's title; the body adds where and how well.
+    meta = [f"<code>{html.escape(passage.source)}</code> characters {start}–{end}"]
+    if show_score:
+        scores = [f"similarity {passage.dense_score:.3f}", f"fused {passage.score:.4f}"]
+        if citation:
+            scores.append(f"sentence {citation.score:.3f}")
+        meta.append("<span class='qa-score'>" + ", ".join(scores) + "</span>")
+    # Chatbot sanitising drops data-* attributes but keeps ``value`` and ``title``.
+    target = html.escape(json.dumps([passage.source, start, end], ensure_ascii=False))
+    button = (
+        f"<button class='qa-open' type='button' value='{target}' "
+        f"title='Show this place in {html.escape(passage.source)}'>Open in document ↗</button>"
+    )
+    text = body.strip().replace("\r", "").replace("\n", "<br>")
+    return (
+        "<div class='qa-source'>"
+        f"<div class='qa-meta'>{' · '.join(meta)}</div>"
+        f"<div class='qa-passage'>{text}</div>"
+        f"<div class='qa-actions'>{button}</div>"
+        "</div>"
+    )
+
+
+def document_html(document: Document, start: int, end: int, span: Span | None = None) -> str:
+    """The whole document for the side panel, the range ``[start, end)`` marked with the id
+    ``qa-doc-mark`` so the page can scroll to it. Offsets are file offsets."""
+    head = [f"<div class='qa-doc-title'>{html.escape(document.source)}</div>"]
+    byline = _byline(document.date, document.authors)
+    if byline:
+        head.append(f"<div class='qa-doc-byline'>{html.escape(' · '.join(byline))}</div>")
+    body = _mark(document.body, document.body_start, start, end, span).replace(
+        "<mark class='qa-cited'>", "<mark class='qa-cited' id='qa-doc-mark'>", 1
+    )
+    return (
+        "<div class='qa-doc'>"
+        f"<div class='qa-doc-head'>{''.join(head)}</div>"
+        f"<div class='qa-doc-text'>{body}</div>"
+        "</div>"
+    )
+
+
+def _when(built_at: str) -> str:
+    try:
+        moment = datetime.fromisoformat(built_at)
+    except ValueError:
+        return built_at or "unknown time"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def status_markdown(info: IndexInfo) -> str:
+    """The status line: documents, chunks, embedder, build time, and a warning when stale."""
+    line = (
+        f"**{info.documents}** documents · **{info.chunks}** chunks · "
+        f"embedder `{info.embedder}` · built {_when(info.built_at)}"
+    )
+    if info.stale:
+        counts = [
+            f"{len(names)} {label}"
+            for label, names in (
+                ("added", info.seeds_added),
+                ("changed", info.seeds_changed),
+                ("removed", info.seeds_removed),
+            )
+            if names
+        ]
+        line += f"  \n⚠ Seeds changed since this build ({', '.join(counts)}): press **Rebuild**."
+    return line
