@@ -355,9 +355,9 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             concurrency_limit=4,
             **ui,
         )
-        examples.click(lambda sample: sample[0], examples, question, queue=False).then(
-            app.respond, chat_inputs, [chatbot, question], show_progress="hidden", **ui
-        )
+        examples.click(
+            lambda sample: sample[0], examples, question, queue=False, api_visibility="private"
+        ).then(app.respond, chat_inputs, [chatbot, question], show_progress="hidden", **ui)
         clear.click(
             lambda: ([], gr.Sidebar(open=False)),
             None,

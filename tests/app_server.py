@@ -1,0 +1,99 @@
+"""Start ``app.py`` in a subprocess on a free loopback port, for the API and browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = Path(__file__).parent / "data" / "seeds"
+#: Imports alone take 20–30 s on a busy machine; building the small index adds a few.
+START_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class AppServer:
+    url: str
+    seeds: Path
+    index: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+    started_seconds: float  # launch to first HTTP 200
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log_tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app exited with {process.returncode}:\n{_log_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"app not up at {url} after {timeout:.0f} s:\n{_log_tail(log)}")
+
+
+@contextmanager
+def running_app(workdir: Path, *, seeds: Path = SEEDS) -> Iterator[AppServer]:
+    """Copy ``seeds`` into ``workdir``, start the app over it, and stop it afterwards."""
+    seeds_copy = workdir / "seeds"
+    shutil.copytree(seeds, seeds_copy)
+    index = workdir / "index"
+    log = workdir / "app.log"
+    port = free_port()
+    env = {
+        **os.environ,
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        str(ROOT / "app.py"),
+        "--seeds",
+        str(seeds_copy),
+        "--index",
+        str(index),
+        "--port",
+        str(port),
+    ]
+    started = time.monotonic()
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_http(url, process, log, START_TIMEOUT)
+        yield AppServer(url, seeds_copy, index, log, process, time.monotonic() - started)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
