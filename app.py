@@ -53,7 +53,7 @@ EXAMPLES = [
 ]
 MAX_K = 20
 #: Pause between streamed pieces of an answer: long enough to be seen, short enough not to wait.
-STREAM_PAUSE = 0.02
+STREAM_PAUSE = 0.015
 
 Message = dict[str, Any]
 
@@ -121,7 +121,7 @@ def _error(exc: Exception) -> gr.Error:
     )
 
 
-def _pieces(text: str, n: int = 12) -> Iterator[str]:
+def _pieces(text: str, n: int = 8) -> Iterator[str]:
     """Growing prefixes of ``text``, cut at word boundaries, ending with the whole text."""
     cuts = [m.end() for m in re.finditer(r"\S+\s*", text)]
     step = max(1, len(cuts) // n)
@@ -262,7 +262,7 @@ class QAApp:
         done = (
             f"  \n✓ Rebuilt in {stats.seconds:.1f} s: {stats.documents_added} added, "
             f"{stats.documents_changed} changed, {stats.documents_removed} removed "
-            f"({stats.chunks_embedded} chunks embedded, {stats.chunks_reused} reused)."
+            f"(chunks: {stats.chunks_embedded} embedded, {stats.chunks_reused} reused)."
         )
         yield self.status() + done, gr.Button(interactive=True, value="Rebuild index")
 
