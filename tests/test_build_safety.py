@@ -1,0 +1,262 @@
+"""Build safety: one writer at a time, builds killed at several points, corrupted index files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+import qa
+from qa import persist
+from qa.chunking import Chunker
+from qa.cli import main
+from qa.documents import read_seed
+
+HARBOUR = "en/harbour_bridge.md"
+NEW_FACT = "\nThe bridge was painted green in 2019 by the firm Nordmaler.\n"
+QUESTION = "Which firm painted the bridge green?"
+
+# Runs one build in a child process that SIGKILLs itself at the named checkpoint.
+KILL_SCRIPT = """
+import os, signal, sys
+from qa import persist
+import qa
+
+point = sys.argv[3]
+
+def checkpoint(name):
+    if name == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+persist.checkpoint = checkpoint
+qa.build_index(sys.argv[1], sys.argv[2])
+"""
+
+
+def harbour_chunks(seeds: Path) -> int:
+    return len(Chunker().split(read_seed(seeds / HARBOUR, HARBOUR)))
+
+
+def versions(index: Path) -> set[str]:
+    return {p.name for p in index.glob("v-*")}
+
+
+def edit(seeds: Path) -> None:
+    with open(seeds / HARBOUR, "a", encoding="utf-8") as handle:
+        handle.write(NEW_FACT)
+
+
+@pytest.fixture
+def index(seeds: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "index"
+    qa.build_index(seeds, path)
+    return path
+
+
+# --- the lock ---------------------------------------------------------------------------------
+
+
+def locked_message(index: Path) -> str:
+    return (
+        f"Another build is writing {index}/ (it holds the lock {index / '.lock'}); "
+        "wait for it to finish, then run `qa build` again."
+    )
+
+
+def test_second_build_fails_at_once_with_no_wait(seeds: Path, index: Path) -> None:
+    with FileLock(str(index / ".lock")):
+        started = time.perf_counter()
+        with pytest.raises(qa.BuildLockedError) as caught:
+            qa.build_index(seeds, index, lock_timeout=0)
+        assert time.perf_counter() - started < 1.0
+    assert str(caught.value) == locked_message(index)
+
+
+def test_second_build_gives_up_after_its_timeout(seeds: Path, index: Path) -> None:
+    with FileLock(str(index / ".lock")):
+        started = time.perf_counter()
+        with pytest.raises(qa.BuildLockedError):
+            qa.build_index(seeds, index, lock_timeout=0.5)
+        assert time.perf_counter() - started >= 0.5
+
+
+def test_cli_no_wait_exits_1_with_the_message(
+    seeds: Path, index: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FileLock(str(index / ".lock")):
+        code = main(["build", "--no-wait", "--seeds", str(seeds), "--index", str(index)])
+    assert code == 1
+    assert capsys.readouterr().err == f"error: {locked_message(index)}\n"
+
+
+def test_second_build_waits_for_the_first(
+    seeds: Path, index: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    edit(seeds)
+    results: list[qa.IndexStats] = []
+    lock = FileLock(str(index / ".lock"))
+    lock.acquire()
+    with caplog.at_level(logging.WARNING, logger="qa.indexing"):
+        waiter = threading.Thread(target=lambda: results.append(qa.build_index(seeds, index)))
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive() and results == []
+        lock.release()
+        waiter.join(timeout=120)
+    assert [r.documents_changed for r in results] == [1]
+    assert f"another build is writing {index}/; waiting for it to finish" in caplog.messages
+
+
+def test_concurrent_builds_write_one_after_the_other(seeds: Path, index: Path) -> None:
+    edit(seeds)
+    results: list[qa.IndexStats] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(qa.build_index(seeds, index)))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    # One embedded the edit; the other found the index current and wrote nothing.
+    assert sorted(r.chunks_embedded for r in results) == [0, harbour_chunks(seeds)]
+    assert len(versions(index)) == 2
+    top = qa.load_index(index).retrieve(QUESTION, 1)[0]
+    assert "Nordmaler" in top.text
+
+
+# --- builds killed with SIGKILL ---------------------------------------------------------------
+
+
+def run_killed(seeds: Path, index: Path, point: str) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(seeds), str(index), point],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -9, child.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "point", ["embedding", "embedded", "files-written", "version-written", "published"]
+)
+def test_build_killed_leaves_a_loadable_index(seeds: Path, index: Path, point: str) -> None:
+    old = persist.current_version(index).name
+    old_answer = qa.load_index(index).answer("When did the Lindholm Harbour Bridge open?")
+    edit(seeds)
+    run_killed(seeds, index, point)
+
+    published = point == "published"
+    live = persist.current_version(index).name
+    assert (live != old) is published
+    retriever = qa.load_index(index)  # verifies every file against the manifest
+    assert ("Nordmaler" in retriever.retrieve(QUESTION, 1)[0].text) is published
+    if not published:
+        assert retriever.answer("When did the Lindholm Harbour Bridge open?") == old_answer
+    # The killed process held the lock; the kernel released it with the process.
+    stats = qa.build_index(seeds, index, lock_timeout=0)
+    if published:
+        assert (stats.chunks_embedded, stats.documents_changed) == (0, 0)
+        assert versions(index) == {live, old}
+    else:
+        assert (stats.chunks_embedded, stats.documents_changed) == (harbour_chunks(seeds), 1)
+        new = persist.current_version(index).name
+        assert versions(index) == {new, old}  # the killed build's folder is gone
+    assert stats.full_rebuild_reason is None
+    assert "Nordmaler" in qa.load_index(index).retrieve(QUESTION, 1)[0].text
+
+
+# --- corrupted index files --------------------------------------------------------------------
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+Corruption = Callable[[Path], None]
+CORRUPTIONS: dict[str, tuple[str, Corruption]] = {
+    "chunks.faiss truncated": ("chunks.faiss", truncate),
+    "sentences.faiss flipped byte": ("sentences.faiss", flip_byte),
+    "chunks.jsonl flipped byte": ("chunks.jsonl", flip_byte),
+    "sentences.jsonl deleted": ("sentences.jsonl", Path.unlink),
+    "manifest.json truncated": ("manifest.json", truncate),
+    "manifest.json deleted": ("manifest.json", Path.unlink),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupted_file_is_named_and_build_recovers(
+    seeds: Path, index: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, corrupt = CORRUPTIONS[case]
+    path = persist.current_version(index) / name
+    corrupt(path)
+    with pytest.raises(qa.IndexCorruptError) as caught:
+        qa.load_index(index)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "qa build" in message
+
+    assert main(["build", "--seeds", str(seeds), "--index", str(index)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"full build: previous index unreadable: {message}\n")
+    top = qa.load_index(index).retrieve("When did the Lindholm Harbour Bridge open?", 1)[0]
+    assert top.source == HARBOUR
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"v-does-not-exist\n", "names 'v-does-not-exist', which is not an index version"),
+        (b"../../etc\n", "names '../../etc', which is not an index version"),
+        (b"\xff\xfe\x00garbage", "is unreadable ('utf-8' codec can't decode byte 0xff"),
+    ],
+)
+def test_broken_current_pointer_is_named_and_build_recovers(
+    seeds: Path, index: Path, content: bytes, expected: str
+) -> None:
+    (index / "CURRENT").write_bytes(content)
+    with pytest.raises(qa.IndexCorruptError) as caught:
+        qa.load_index(index)
+    assert str(caught.value).startswith(f"{index / 'CURRENT'} {expected}")
+    stats = qa.build_index(seeds, index)
+    assert stats.full_rebuild_reason is not None
+    assert stats.full_rebuild_reason.startswith("previous index unreadable:")
+    assert stats.chunks_reused == 0
+    assert len(qa.load_index(index)) == stats.chunks
+    # The orphaned version folder of the lost pointer is cleaned up, only the new one stays.
+    assert versions(index) == {persist.current_version(index).name}
+
+
+def test_missing_index_is_an_error_that_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(qa.IndexNotFoundError) as caught:
+        qa.load_index(tmp_path / "nothing")
+    assert str(caught.value) == (
+        f"No index at {tmp_path / 'nothing'}/ — run `qa build` (or qa.build_index()) to create it."
+    )
+
+
+def test_unrelated_files_in_the_index_folder_survive_cleanup(seeds: Path, index: Path) -> None:
+    (index / "notes.txt").write_text("mine\n")
+    edit(seeds)
+    qa.build_index(seeds, index)
+    assert (index / "notes.txt").read_text() == "mine\n"
+    assert not list(index.glob("CURRENT.*.tmp"))
+    assert os.path.exists(index / ".lock")
