@@ -102,7 +102,7 @@ def _check_file(path: Path, source: str, seeds_root: Path | None) -> int:
             target = os.readlink(path)
         raise SeedError(
             f"Seed {source} is a symlink to {target}, outside the seeds folder; it is not "
-            "followed. Copy the file into the seeds folder instead."
+            "followed. Copy it into the seeds folder instead."
         )
     try:
         info = path.stat()
