@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,11 @@ from filelock import FileLock, Timeout
 
 from . import persist
 from .chunking import Chunker
-from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR, INDEX_FORMAT_VERSION
+from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
 from .documents import SeedScan, hash_seeds, scan_seeds
 from .embedding import Embedder, Vectors, get_embedder
 from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError
+from .reuse import Previous, Reusable, package_version, previous, settings_of
 from .sentences import detect_language, split_sentences
 from .store import VectorStore
 from .types import BuildProgress, Chunk, Document, IndexInfo, IndexStats, Sentence, SkippedSeed
@@ -29,43 +30,6 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[BuildProgress], None]
 
 _BATCH = 32
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qa")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
-
-
-@dataclass(slots=True)
-class _Reusable:
-    """Chunks, sentences and their vectors of one document content (one sha256)."""
-
-    chunks: list[Chunk]
-    chunk_vectors: Vectors
-    sentences: list[Sentence]
-    sentence_vectors: Vectors
-
-
-@dataclass(slots=True)
-class _Previous:
-    """What the live index offers a new build."""
-
-    version: str | None = None
-    manifest: dict[str, Any] | None = None
-    #: Vectors that may be reused, by document sha256 (empty when ``reason`` is set).
-    reusable: dict[str, _Reusable] = field(default_factory=dict)
-    #: Why everything is embedded again, or ``None`` for an incremental build.
-    reason: str | None = None
-
-    @property
-    def documents(self) -> dict[str, str]:
-        if self.manifest is None:
-            return {}
-        return {d["source"]: d["sha256"] for d in self.manifest["documents"]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,92 +43,6 @@ class _Changes:
     changed: int
     removed: int
     unchanged: int
-
-
-def _settings(embedder: Embedder, chunker: Chunker) -> dict[str, Any]:
-    return {
-        "format_version": INDEX_FORMAT_VERSION,
-        "embedder": {"name": embedder.name, "dimension": embedder.dimension},
-        "chunker": chunker.settings,
-        "sentences": {"splitter": "pysbd", "languages": ["de", "en"]},
-    }
-
-
-def _settings_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """Why vectors of an index built with ``old`` settings cannot serve ``new`` ones."""
-    if old.get("format_version") != new["format_version"]:
-        return (
-            f"index format changed (version {old.get('format_version')} -> {new['format_version']})"
-        )
-    old_emb, new_emb = old.get("embedder") or {}, new["embedder"]
-    if old_emb != new_emb:
-        if old_emb.get("name") == new_emb["name"]:
-            return (
-                f"embedder {new_emb['name']} changed dimension "
-                f"({old_emb.get('dimension')} -> {new_emb['dimension']})"
-            )
-        return f"embedder changed ({old_emb.get('name')} -> {new_emb['name']})"
-    old_ch, new_ch = old.get("chunker") or {}, new["chunker"]
-    if old_ch != new_ch:
-        keys = sorted(k for k in {*old_ch, *new_ch} if old_ch.get(k) != new_ch.get(k))
-        detail = ", ".join(
-            "separators changed" if k == "separators" else f"{k} {old_ch.get(k)} -> {new_ch.get(k)}"
-            for k in keys
-        )
-        return f"chunker settings changed ({detail})"
-    if old.get("sentences") != new["sentences"]:
-        return "sentence splitter settings changed"
-    if old.get("package_version") != new["package_version"]:
-        # Another qa release may chunk or split sentences differently under the same settings.
-        return f"qa version changed ({old.get('package_version')} -> {new['package_version']})"
-    return None
-
-
-def _previous(index_dir: Path, settings: dict[str, Any], *, full: bool) -> _Previous:
-    """The live index, what of it can be reused, and if nothing, why."""
-    prev = _Previous()
-    try:
-        version = persist.current_version(index_dir)
-        prev.version = version.name
-        prev.manifest = persist.read_manifest(version)
-    except IndexNotFoundError:
-        prev.reason = "no previous index"
-        return prev
-    except IndexCorruptError as exc:
-        logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
-        prev.reason = f"previous index unreadable: {exc}"
-        return prev
-    if full:
-        prev.reason = "full rebuild requested"
-        return prev
-    prev.reason = _settings_change(prev.manifest, settings)
-    if prev.reason is not None:
-        return prev
-    try:
-        stored = persist.read_version(version)
-    except IndexCorruptError as exc:
-        logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
-        prev.reason = f"previous index unreadable: {exc}"
-        return prev
-    chunk_vectors = stored.chunk_store.vectors()
-    sentence_vectors = stored.sentence_store.vectors()
-    chunk_rows: dict[str, list[int]] = {}
-    for i, chunk in enumerate(stored.chunks):
-        chunk_rows.setdefault(chunk.source, []).append(i)
-    sentence_rows: dict[str, list[int]] = {}
-    for i, sentence in enumerate(stored.sentences):
-        sentence_rows.setdefault(sentence.source, []).append(i)
-    for doc in prev.manifest["documents"]:
-        rows = chunk_rows.get(doc["source"], [])
-        srows = sentence_rows.get(doc["source"], [])
-        # Identical content under two names has identical records: either copy serves.
-        prev.reusable[doc["sha256"]] = _Reusable(
-            [stored.chunks[i] for i in rows],
-            chunk_vectors[rows],
-            [stored.sentences[i] for i in srows],
-            sentence_vectors[srows],
-        )
-    return prev
 
 
 def _retarget(items: Sequence[Any], source: str) -> list[Any]:
@@ -248,7 +126,7 @@ def _embed_documents(
     work: list[tuple[Document, list[Chunk], list[Sentence]]],
     emb: Embedder,
     progress: ProgressCallback | None,
-) -> dict[str, _Reusable]:
+) -> dict[str, Reusable]:
     """Embed the chunks and sentences of each document, reporting progress in chunks.
 
     A document's chunks count as done in proportion to its embedded texts (chunks and
@@ -259,7 +137,7 @@ def _embed_documents(
     if progress is not None and total:
         progress(BuildProgress(0, total, 0.0))
     done_before = 0
-    out: dict[str, _Reusable] = {}
+    out: dict[str, Reusable] = {}
     for doc, chunks, sentences in work:
         texts = [c.text for c in chunks] + [s.text for s in sentences]
         parts: list[Vectors] = []
@@ -271,14 +149,14 @@ def _embed_documents(
                 done = done_before + len(chunks) * embedded // len(texts)
                 progress(BuildProgress(done, total, time.perf_counter() - started))
         vectors = np.concatenate(parts)
-        out[doc.sha256] = _Reusable(
+        out[doc.sha256] = Reusable(
             chunks, vectors[: len(chunks)], sentences, vectors[len(chunks) :]
         )
         done_before += len(chunks)
     return out
 
 
-def _unchanged(prev: _Previous, scan: SeedScan, skipped: list[dict[str, str]]) -> bool:
+def _unchanged(prev: Previous, scan: SeedScan, skipped: list[dict[str, str]]) -> bool:
     """Whether the live index already is exactly what this build would write."""
     if prev.reason is not None or prev.manifest is None:
         return False
@@ -299,8 +177,8 @@ def _build_locked(
     started: float,
 ) -> IndexStats:
     scan = scan_seeds(seeds_path)
-    settings = {**_settings(emb, chunker), "package_version": package_version()}
-    prev = _previous(index_path, settings, full=full)
+    settings = {**settings_of(emb, chunker), "package_version": package_version()}
+    prev = previous(index_path, settings, full=full)
     old_docs = prev.documents
     new_docs = {d.source: d.sha256 for d in scan.documents}
     changes = _Changes(

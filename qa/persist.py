@@ -5,8 +5,9 @@ Layout of an index folder::
     index/
       CURRENT              name of the live version folder (replaced atomically)
       .lock                held by the one build that may write
-      v-<time>-<id>/
-        manifest.json      format, embedder, chunker, documents (sha256), files (sha256)
+      v-<utc time>-<id>/   one version; only the live one and the one it replaced are kept
+        manifest.json      format, embedder, chunker, qa version, documents (sha256),
+                           skipped seeds, files (bytes, sha256), the version it replaces
         chunks.jsonl       one chunk a line: source, start, end, text
         sentences.jsonl    one sentence a line: source, start, end, text
         chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
