@@ -39,10 +39,13 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
             bar.append(
                 tqdm(
                     total=progress.chunks_total,
-                    unit="chunk",
+                    unit=" chunks",
                     file=sys.stderr,
                     desc="embedding",
                     dynamic_ncols=True,
+                    # Always chunks/s (tqdm flips to s/chunk below 1/s), then the time left.
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                    "[{elapsed}<{remaining} left, {rate_noinv_fmt}]",
                 )
             )
         # update() (not setting n) feeds tqdm's smoothed rate, so chunks/s and ETA are steady.
