@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +36,23 @@ point = sys.argv[3]
 def checkpoint(name):
     if name == point:
         os.kill(os.getpid(), signal.SIGKILL)
+
+persist.checkpoint = checkpoint
+qa.build_index(sys.argv[1], sys.argv[2])
+"""
+
+# Pauses a child build at the named checkpoint (after touching a marker) until it is killed.
+PAUSE_SCRIPT = """
+import pathlib, sys, time
+from qa import persist
+import qa
+
+point, marker = sys.argv[3], pathlib.Path(sys.argv[4])
+
+def checkpoint(name):
+    if name == point:
+        marker.touch()
+        time.sleep(600)
 
 persist.checkpoint = checkpoint
 qa.build_index(sys.argv[1], sys.argv[2])
@@ -174,6 +192,33 @@ def test_build_killed_leaves_a_loadable_index(seeds: Path, index: Path, point: s
         assert versions(index) == {new, old}  # the killed build's folder is gone
     assert stats.full_rebuild_reason is None
     assert "Nordmaler" in qa.load_index(index).retrieve(QUESTION, 1)[0].text
+
+
+@pytest.mark.slow
+def test_build_killed_by_another_process_while_holding_the_lock(
+    seeds: Path, index: Path, tmp_path: Path
+) -> None:
+    old = persist.current_version(index).name
+    edit(seeds)
+    marker = tmp_path / "paused"
+    with subprocess.Popen(
+        [sys.executable, "-c", PAUSE_SCRIPT, str(seeds), str(index), "files-written", str(marker)]
+    ) as child:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        # Paused with its data files written but no manifest yet, holding the lock.
+        with pytest.raises(qa.BuildLockedError):
+            qa.build_index(seeds, index, lock_timeout=0)
+        assert len(versions(index)) == 2
+        assert qa.load_index(index).version == old
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=60) == -signal.SIGKILL
+    assert qa.load_index(index).version == old
+    stats = qa.build_index(seeds, index, lock_timeout=0)
+    assert (stats.documents_changed, stats.chunks_embedded) == (1, harbour_chunks(seeds))
+    assert versions(index) == {persist.current_version(index).name, old}
 
 
 # --- corrupted index files --------------------------------------------------------------------
