@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .lexical import tokenize
-from .sentences import detect_language
 from .spans import find_span, has_kind, question_kind
 from .types import Answer, Citation, Passage, Sentence
 
 if TYPE_CHECKING:
-    from .retrieval import Retriever
+    from .retrieval import Ranking, Retriever
 
 #: Below this cosine similarity between the question and the best passage, the seeds are
 #: taken not to answer. Calibrated on XQuAD (see docs/EVALUATION.md, `qa calibrate`).
@@ -75,9 +74,9 @@ def rank_sentences(
         overlap = len(q_tokens & s_tokens) / len(q_tokens) if q_tokens else 0.0
         score = (
             float(sim)
-            + weights.passage * passage.dense_score
+            + weights.passage * (passage.dense_score + passage.sentence_score)
             - weights.rank * (passage.rank - 1)
-            + weights.kind * has_kind(kind, sentence.text)
+            + weights.kind * has_kind(kind, sentence.text, question)
             + weights.overlap * overlap
         )
         scored.append(ScoredSentence(row, sentence, passage, score))
@@ -89,19 +88,24 @@ def _quote(text: str) -> str:
     return '"' + " ".join(text.split()) + '"'
 
 
+def confidence_of(passages: list[Passage]) -> float:
+    """How well the best passage matches: the mean of its own and its best sentence's cosine."""
+    return max(((p.dense_score + p.sentence_score) / 2 for p in passages), default=0.0)
+
+
 def compose_answer(
     retriever: Retriever,
     question: str,
-    passages: list[Passage],
-    query_vector: np.ndarray,
+    ranking: Ranking,
     *,
     weights: SentenceWeights = DEFAULT_WEIGHTS,
     threshold: float = NO_ANSWER_THRESHOLD,
 ) -> Answer:
     """Build the :class:`Answer`: the best sentence(s) quoted with ``[n]`` markers."""
-    language = detect_language(question)
-    confidence = passages[0].dense_score if passages else 0.0
-    ranked = rank_sentences(retriever, question, passages, query_vector, weights)
+    language = ranking.language
+    passages = ranking.passages
+    confidence = confidence_of(passages)
+    ranked = rank_sentences(retriever, question, passages, ranking.query_vector, weights)
     if not ranked or confidence < threshold:
         return Answer(
             question=question,

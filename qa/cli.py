@@ -180,6 +180,45 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import calibrate, evaluate, report_markdown
+    from .retrieval import Mode
+
+    modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
+    reports = [
+        evaluate(
+            args.queries,
+            args.docs,
+            index_dir=args.eval_index,
+            mode=mode,
+            limit=args.limit,
+            unanswerable=not args.no_unanswerable,
+            question_field=args.question_field,
+            source_field=args.source_field,
+            answer_field=args.answer_field,
+            answer_start_field=args.answer_start_field,
+        )
+        for mode in modes
+    ]
+    calibration = None
+    if not args.no_unanswerable:
+        calibration = calibrate(reports[-1].results)
+    if args.json:
+        payload: dict[str, Any] = {"reports": [r.as_dict() for r in reports]}
+        if calibration is not None:
+            payload["calibration"] = asdict(calibration)
+        _emit_json(payload)
+        return 0
+    print(report_markdown(reports), end="")
+    if calibration is not None:
+        print(
+            f"\nBest no-answer threshold for {reports[-1].mode}: {calibration.threshold:.4f} "
+            f"(answers {calibration.answered_rate:.3f} of answerable questions, "
+            f"{calibration.false_answer_rate:.3f} of unanswerable ones)"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qa", description="Ask questions of the seed documents and get cited answers."
@@ -224,6 +263,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add("info", cmd_info, "Describe the index and whether the seeds changed since.")
+
+    p = sub.add_parser(
+        "eval",
+        help="Measure retrieval and answers on a JSONL file of questions with gold answers.",
+        description="Build (or reuse) an index of DOCS, ask every question in QUERIES and "
+        "report recall@1/5/10, MRR, answer-sentence accuracy, no-answer behaviour and latency.",
+    )
+    p.set_defaults(handler=cmd_eval)
+    p.add_argument("queries", help="JSONL file, one question object a line (see README)")
+    p.add_argument("--docs", required=True, help="folder of the documents the questions are about")
+    p.add_argument(
+        "--index",
+        dest="eval_index",
+        default=None,
+        help="index folder for DOCS (default: .qa-eval/<docs name>-<hash>)",
+    )
+    p.add_argument("--mode", choices=("hybrid", "dense", "bm25", "all"), default="hybrid")
+    p.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
+    p.add_argument(
+        "--no-unanswerable",
+        action="store_true",
+        help="skip asking each question again without its own document",
+    )
+    p.add_argument("--question-field", default="question")
+    p.add_argument("--source-field", default="source")
+    p.add_argument("--answer-field", default="answer")
+    p.add_argument("--answer-start-field", default="answer_start")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
 
     p = add("watch", cmd_watch, "Build, then rebuild whenever files under the seeds change.")
     p.add_argument(

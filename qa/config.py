@@ -13,14 +13,21 @@ SEED_SUFFIXES: Final = frozenset({".txt", ".md"})
 #: Seeds larger than this are skipped with a warning (they are almost always data dumps).
 MAX_SEED_BYTES: Final = 5 * 1024 * 1024
 
-#: Chunk size in characters. e5-small reads at most 512 tokens; German runs ~4 characters a
-#: token, so 1000 characters (~250 tokens) stays well inside the window with room for the
-#: ``passage:`` prefix, while still holding a whole paragraph-sized idea.
-CHUNK_SIZE: Final = 1000
+#: Chunk size in characters. e5-small reads at most 512 tokens; German Wikipedia text runs
+#: ~3.8 characters a token, so 1500 characters (~390 tokens) stays inside the window with
+#: headroom for denser text. On the XQuAD dev split 1500 beat 600 and 1000 clearly and was
+#: within noise of 1800, which leaves too little headroom (see docs/EVALUATION.md).
+CHUNK_SIZE: Final = 1500
 CHUNK_OVERLAP: Final = 200
 
-#: Reciprocal rank fusion constant (Cormack et al. 2009 use 60).
-RRF_K: Final = 60
+#: Reciprocal rank fusion constant. Cormack et al. (2009) use 60 for fusing many weak
+#: rankings; with one strong dense ranking a smaller constant keeps its top ranks apart
+#: (chosen on the XQuAD dev split, see docs/EVALUATION.md).
+RRF_K: Final = 10
+#: Weight of the BM25 ranking in the fusion when question and chunk share a language, and
+#: when they do not (cross-lingual BM25 matches only names and hurts, see docs/EVALUATION.md).
+BM25_WEIGHT: Final = 0.5
+BM25_CROSS_LANGUAGE_WEIGHT: Final = 0.0
 #: How many candidates each retriever contributes before fusion.
 CANDIDATES: Final = 50
 

@@ -20,7 +20,13 @@ _STEMMERS = {"de": "german", "en": "english"}
 def _stopwords() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_GERMAN
 
-    return frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_GERMAN)
+    # Question words are not in bm25s's lists, yet they carry no topic: "who" in a question
+    # must not match "who" in a passage.
+    questions = (
+        "who whom whose what when where which why how did does do wer wen wem wessen was "
+        "wann wo woher wohin welche welcher welches welchen welchem warum wie wieso weshalb"
+    ).split()
+    return frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_GERMAN) | frozenset(questions)
 
 
 @lru_cache(maxsize=4)
@@ -37,6 +43,11 @@ def tokenize(text: str, languages: Sequence[str]) -> list[str]:
     >>> tokenize("Porsche meets Apple", ["en"])
     ['porsch', 'meet', 'appl']
     """
+    return list(_tokenize(text, tuple(languages)))
+
+
+@lru_cache(maxsize=65536)  # answering re-reads the same sentences for many questions
+def _tokenize(text: str, languages: tuple[str, ...]) -> tuple[str, ...]:
     stop = _stopwords()
     words = [w for w in _TOKEN.findall(text.lower()) if w not in stop]
     tokens: list[str] = []
@@ -46,7 +57,7 @@ def tokenize(text: str, languages: Sequence[str]) -> list[str]:
             if token not in seen:
                 seen.add(token)
                 tokens.append(token)
-    return tokens
+    return tuple(tokens)
 
 
 class LexicalIndex:

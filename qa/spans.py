@@ -70,14 +70,28 @@ _GENITIVE = (
 )
 _NUMBER = re.compile(
     r"(?<![\w.,])(?:ca\.\s*|rund\s+|etwa\s+|über\s+|about\s+|over\s+|around\s+)?"
-    r"\d{1,3}(?:[.,\u202f ]\d{3})*(?:[.,]\d+)?(?:\s*(?:%|Prozent|percent|Millionen|Milliarden"
-    r"|Mio\.|Mrd\.|million|billion|thousand|Tausend))?"
+    r"(?:\d{1,3}(?:[.,\u202f ]\d{3})+|\d+)(?:[.,]\d+)?(?!\d)"
+    r"(?:\s*(?:%|Prozent|percent|Millionen|Milliarden|Mio\.|Mrd\.|million|billion|thousand"
+    r"|Tausend|Meter|Metern|metres|meters|Kilometer|kilometres|km|miles|Meilen|Fuß|feet"
+    r"|Tonnen|tons|tonnes|kg|Euro|Dollar|US-Dollar|dollars)\b)?"
     r"|\b(?:zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn|elf|zwölf|zwanzig|dreißig|hundert"
     r"|tausend|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred)\b",
     re.IGNORECASE,
 )
+_MEASURE = re.compile(
+    r"\b(how (tall|long|much|far|high|big|large|old|heavy|deep|wide)|wie (hoch|lang|lange|groß"
+    r"|weit|alt|schwer|tief|breit|viel))\b",
+    re.IGNORECASE,
+)
+_UNIT = re.compile(
+    r"\s*(%|Prozent|percent|Meter|Metern|metres|meters|m\b|km|Kilometer|kilometres|miles|Meilen"
+    r"|Fuß|feet|ft\b|Zoll|inches|kg|Kilogramm|Tonnen|tons|tonnes|Jahre|Jahren|years|Euro|Dollar"
+    r"|US-Dollar|dollars|€|\$|Millionen|Milliarden|million|billion)",
+    re.IGNORECASE,
+)
 _PLACE = re.compile(
-    r"\b(?:in|im|bei|nahe|nach|aus|am Rande der|am Rande des|auf der|an der|at|near|from)\s+"
+    r"\b(?:in|im|bei|nahe|nach|aus|am Rande der|am Rande des|auf der|an der|at|near|from)"
+    r"(?:\s+(?:die|den|der|dem|das|the))?\s+"
     r"((?:[A-ZÄÖÜ][\w\-]*\.?)(?:\s+(?:[A-ZÄÖÜ][\w\-]*|de|del|von|van|of|upon))*)"
 )
 _NOT_PLACE = re.compile(
@@ -174,15 +188,41 @@ def find_date(sentence: str, *, language: str, document_date: str | None) -> Spa
     return None
 
 
-def find_number(sentence: str, question: str) -> Span | None:
-    """The first number in the sentence that the question does not itself mention."""
+def _number_scores(sentence: str, question: str) -> list[tuple[float, re.Match[str]]]:
+    """Numbers of the sentence the question does not mention, each with how well it fits.
+
+    A number right before a word of the question ("85 Mitarbeiter" for "how many employees…
+    Mitarbeiter") fits best; for "how tall/long/much…" one with a unit fits better than a
+    bare count; digits fit better than number words.
+    """
+    from .lexical import tokenize
+
     asked = {m.group(0).lower() for m in _NUMBER.finditer(question)}
+    q_tokens = set(tokenize(question, ("de", "en")))
+    measure = bool(_MEASURE.search(question))
+    scored = []
     for match in _NUMBER.finditer(sentence):
         text = match.group(0).strip()
         if text.lower() in asked:
             continue
-        return Span("number", match.start(), match.start() + len(text), text, text)
-    return None
+        after = sentence[match.end() : match.end() + 40]
+        following = set(tokenize(" ".join(after.split()[:2]), ("de", "en")))
+        score = 2.0 * bool(following & q_tokens)
+        if measure and (_UNIT.match(after) or _UNIT.search(text)):
+            score += 1.0
+        score += 0.5 * text[0].isdigit()
+        scored.append((score, match))
+    return scored
+
+
+def find_number(sentence: str, question: str) -> Span | None:
+    """The number in the sentence that best fits the question (see ``_number_scores``)."""
+    scored = _number_scores(sentence, question)
+    if not scored:
+        return None
+    best = max(scored, key=lambda item: item[0])[1]  # max keeps the first of equals
+    text = best.group(0).strip()
+    return Span("number", best.start(), best.start() + len(text), text, text)
 
 
 def find_place(sentence: str, question: str) -> Span | None:
@@ -210,12 +250,13 @@ def find_span(
     return None
 
 
-def has_kind(kind: Kind | None, sentence: str) -> bool:
-    """Cheap test whether a sentence can hold the asked-for kind (used in sentence scoring)."""
+def has_kind(kind: Kind | None, sentence: str, question: str = "") -> float:
+    """How well a sentence can hold the asked-for kind, 0 to 1 (used in sentence scoring)."""
     if kind == "date":
         return bool(re.search(rf"\b(1\d{{3}}|20\d{{2}}|{_MONTHS})\b", sentence, re.IGNORECASE))
     if kind == "number":
-        return bool(_NUMBER.search(sentence))
+        scores = _number_scores(sentence, question)
+        return min(1.0, max((s for s, _ in scores), default=-0.5) / 2.5 + 0.2) if scores else 0.0
     if kind == "place":
         return bool(_PLACE.search(sentence))
     return False

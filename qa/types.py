@@ -52,7 +52,10 @@ class Sentence:
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A retrieved chunk. ``start``/``end`` are character offsets in ``source``."""
+    """A retrieved chunk. ``start``/``end`` are character offsets in ``source``.
+
+    ``score`` is the fused ranking score (higher is better); the others are its inputs.
+    """
 
     text: str
     source: str
@@ -60,8 +63,9 @@ class Passage:
     end: int
     score: float
     rank: int
-    dense_score: float = 0.0
-    lexical_score: float = 0.0
+    dense_score: float = 0.0  # cosine similarity of question and passage
+    sentence_score: float = 0.0  # cosine similarity of question and the passage's best sentence
+    lexical_score: float = 0.0  # BM25
     date: str | None = None
     authors: tuple[str, ...] = ()
 

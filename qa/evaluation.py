@@ -1,0 +1,306 @@
+"""Evaluation: retrieval recall/MRR, cited-sentence accuracy, no-answer behaviour, latency."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EvaluationError
+from .indexing import build_index
+from .retrieval import MODES, Mode, Retriever, load_index
+from .types import Answer, Passage
+
+RECALL_AT = (1, 5, 10)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalQuery:
+    """One question with its gold answer: ``source`` is relative to the documents folder."""
+
+    question: str
+    source: str
+    answer: str
+    answer_start: int | None = None
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """How one question fared."""
+
+    query: EvalQuery
+    gold_rank: int | None  # rank of the first passage holding the gold answer, within top 10
+    cited_correct: bool  # the first cited sentence holds the gold answer
+    found: bool
+    found_without_source: bool | None  # answered although its own document was left out
+    seconds: float
+    confidence: float = 0.0
+    confidence_without_source: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Aggregate figures over a set of questions."""
+
+    label: str
+    mode: str
+    questions: int
+    recall: dict[int, float]
+    mrr: float
+    answer_sentence_accuracy: float
+    answered_rate: float
+    false_answer_rate: float | None  # confident answers to questions the documents cannot answer
+    latency_p50_ms: float
+    latency_p95_ms: float
+    results: tuple[EvalResult, ...] = field(default=(), repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "mode": self.mode,
+            "questions": self.questions,
+            **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
+            "mrr": round(self.mrr, 4),
+            "answer_sentence_accuracy": round(self.answer_sentence_accuracy, 4),
+            "answered_rate": round(self.answered_rate, 4),
+            "false_answer_rate": None
+            if self.false_answer_rate is None
+            else round(self.false_answer_rate, 4),
+            "latency_p50_ms": round(self.latency_p50_ms, 1),
+            "latency_p95_ms": round(self.latency_p95_ms, 1),
+        }
+
+
+def load_queries(
+    path: str | os.PathLike[str],
+    *,
+    question_field: str = "question",
+    source_field: str = "source",
+    answer_field: str = "answer",
+    answer_start_field: str = "answer_start",
+) -> list[EvalQuery]:
+    """Read a JSONL file of questions; field names can be mapped (see the README)."""
+    queries = []
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"Cannot read questions file {file}: {exc}.") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            start = row.get(answer_start_field)
+            queries.append(
+                EvalQuery(
+                    question=str(row[question_field]),
+                    source=str(row[source_field]),
+                    answer=str(row[answer_field]),
+                    answer_start=None if start is None else int(start),
+                    id=str(row.get("id", number)),
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EvaluationError(
+                f"{file} line {number} is not a question record ({exc!r}); each line must be "
+                f"a JSON object with {question_field!r}, {source_field!r} and {answer_field!r}."
+            ) from exc
+    if not queries:
+        raise EvaluationError(f"{file} holds no questions; add one JSON object per line.")
+    return queries
+
+
+def holds_answer(query: EvalQuery, source: str, start: int, end: int, text: str) -> bool:
+    """Whether a span of a file holds the gold answer (by offsets when they are known)."""
+    if source != query.source:
+        return False
+    if query.answer_start is not None:
+        return start <= query.answer_start and query.answer_start + len(query.answer) <= end
+    return query.answer.casefold() in text.casefold()
+
+
+def _gold_rank(query: EvalQuery, passages: Sequence[Passage]) -> int | None:
+    for passage in passages:
+        if holds_answer(query, passage.source, passage.start, passage.end, passage.text):
+            return passage.rank
+    return None
+
+
+def cited_correct(query: EvalQuery, answer: Answer) -> bool:
+    """The first cited sentence holds the gold answer (string match within the right file)."""
+    if not answer.found or not answer.citations:
+        return False
+    first = answer.citations[0]
+    return first.source == query.source and query.answer.casefold() in first.quote.casefold()
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def evaluate_retriever(
+    retriever: Retriever,
+    queries: Sequence[EvalQuery],
+    *,
+    label: str = "",
+    unanswerable: bool = True,
+    k: int = 10,
+) -> EvalReport:
+    """Ask every question; with ``unanswerable``, ask it again without its own document."""
+    results = []
+    for query in queries:
+        started = time.perf_counter()
+        answer = retriever.answer(query.question, k)
+        seconds = time.perf_counter() - started
+        without = None
+        if unanswerable:
+            without = retriever.answer(query.question, k, exclude_sources={query.source})
+        results.append(
+            EvalResult(
+                query=query,
+                gold_rank=_gold_rank(query, answer.passages),
+                cited_correct=cited_correct(query, answer),
+                found=answer.found,
+                found_without_source=None if without is None else without.found,
+                seconds=seconds,
+                confidence=answer.confidence,
+                confidence_without_source=None if without is None else without.confidence,
+            )
+        )
+    return summarise(results, label=label, mode=retriever.mode)
+
+
+def summarise(results: Sequence[EvalResult], *, label: str, mode: str) -> EvalReport:
+    n = len(results)
+    if n == 0:
+        raise EvaluationError("No questions to evaluate.")
+    ranks = [r.gold_rank for r in results]
+    latencies = [r.seconds * 1000 for r in results]
+    unanswerable = [r.found_without_source for r in results if r.found_without_source is not None]
+    return EvalReport(
+        label=label,
+        mode=mode,
+        questions=n,
+        recall={k: sum(1 for x in ranks if x is not None and x <= k) / n for k in RECALL_AT},
+        mrr=sum(1.0 / x for x in ranks if x is not None) / n,
+        answer_sentence_accuracy=sum(r.cited_correct for r in results) / n,
+        answered_rate=sum(r.found for r in results) / n,
+        false_answer_rate=(sum(unanswerable) / len(unanswerable)) if unanswerable else None,
+        latency_p50_ms=statistics.median(latencies),
+        latency_p95_ms=_percentile(latencies, 0.95),
+        results=tuple(results),
+    )
+
+
+def evaluate(
+    queries_path: str | os.PathLike[str],
+    docs_dir: str | os.PathLike[str],
+    *,
+    index_dir: str | os.PathLike[str] | None = None,
+    mode: Mode = "hybrid",
+    embedder: str | None = None,
+    limit: int | None = None,
+    unanswerable: bool = True,
+    question_field: str = "question",
+    source_field: str = "source",
+    answer_field: str = "answer",
+    answer_start_field: str = "answer_start",
+) -> EvalReport:
+    """Build (or reuse, when current) an index of ``docs_dir`` and evaluate the questions.
+
+    >>> evaluate("queries.jsonl", "docs").recall[5]          # doctest: +SKIP
+    0.99
+    """
+    if mode not in MODES:
+        raise EvaluationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    queries = load_queries(
+        queries_path,
+        question_field=question_field,
+        source_field=source_field,
+        answer_field=answer_field,
+        answer_start_field=answer_start_field,
+    )[:limit]
+    docs = Path(docs_dir)
+    index = Path(index_dir) if index_dir is not None else default_eval_index(docs)
+    build_index(docs, index, embedder=embedder)  # incremental: embeds nothing when current
+    retriever = load_index(index, mode=mode)
+    missing = sorted({q.source for q in queries} - set(retriever.documents))
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} questions name documents that are not in {docs}: "
+            f"{', '.join(missing[:5])}; check the source field and the --docs folder."
+        )
+    return evaluate_retriever(
+        retriever, queries, label=Path(queries_path).name, unanswerable=unanswerable
+    )
+
+
+def default_eval_index(docs_dir: Path) -> Path:
+    """Where ``qa eval`` keeps the index of a documents folder unless told otherwise."""
+    digest = hashlib.sha256(str(docs_dir.resolve()).encode()).hexdigest()[:8]
+    return Path(".qa-eval") / f"{docs_dir.resolve().name}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """A no-answer threshold and how it splits answerable from unanswerable questions."""
+
+    threshold: float
+    answered_rate: float  # answerable questions that stay answered
+    false_answer_rate: float  # unanswerable questions (own document removed) still answered
+    accuracy: float  # share of both kinds decided right
+
+
+def calibrate(results: Sequence[EvalResult]) -> Calibration:
+    """The confidence threshold that decides the most questions right.
+
+    Each question counts twice: with its document (should be answered) and without it
+    (should not). Needs results of ``evaluate_retriever(..., unanswerable=True)``.
+    """
+    pos = np.array([r.confidence for r in results])
+    neg = np.array(
+        [r.confidence_without_source for r in results if r.confidence_without_source is not None]
+    )
+    if not len(pos) or not len(neg):
+        raise EvaluationError("Calibration needs results with and without the own document.")
+    best: Calibration | None = None
+    for t in np.unique(np.concatenate([pos, neg])):
+        answered = float((pos >= t).mean())
+        false = float((neg >= t).mean())
+        accuracy = (answered * len(pos) + (1 - false) * len(neg)) / (len(pos) + len(neg))
+        if best is None or accuracy > best.accuracy:
+            best = Calibration(round(float(t), 4), answered, false, accuracy)
+    assert best is not None
+    return best
+
+
+def report_markdown(reports: Sequence[EvalReport]) -> str:
+    """A Markdown table, one row per report."""
+    head = (
+        "| questions | mode | n | R@1 | R@5 | R@10 | MRR | answer-sentence acc. | answered |"
+        " false answers (own doc removed) | p50 ms | p95 ms |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for r in reports:
+        false = "—" if r.false_answer_rate is None else f"{r.false_answer_rate:.3f}"
+        rows.append(
+            f"| {r.label} | {r.mode} | {r.questions} | {r.recall[1]:.3f} | {r.recall[5]:.3f} "
+            f"| {r.recall[10]:.3f} | {r.mrr:.3f} | {r.answer_sentence_accuracy:.3f} "
+            f"| {r.answered_rate:.3f} | {false} | {r.latency_p50_ms:.0f} "
+            f"| {r.latency_p95_ms:.0f} |"
+        )
+    return head + "\n".join(rows) + "\n"
