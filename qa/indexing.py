@@ -139,19 +139,21 @@ def _embed_documents(
     done_before = 0
     out: dict[str, Reusable] = {}
     for doc, chunks, sentences in work:
-        texts = [c.text for c in chunks] + [s.text for s in sentences]
-        parts: list[Vectors] = []
-        for i in range(0, len(texts), _BATCH):
-            parts.append(emb.embed_passages(texts[i : i + _BATCH]))
-            embedded = min(i + _BATCH, len(texts))
-            persist.checkpoint("embedding")
-            if progress is not None:
-                done = done_before + len(chunks) * embedded // len(texts)
-                progress(BuildProgress(done, total, time.perf_counter() - started))
-        vectors = np.concatenate(parts)
-        out[doc.sha256] = Reusable(
-            chunks, vectors[: len(chunks)], sentences, vectors[len(chunks) :]
-        )
+        # Chunks and sentences in separate batches: mixed batches pad sentences to chunk length.
+        groups = ([c.text for c in chunks], [s.text for s in sentences])
+        texts_total, texts_done = len(groups[0]) + len(groups[1]), 0
+        vectors: list[Vectors] = []
+        for texts in groups:
+            parts = [emb.embed_passages([])]
+            for i in range(0, len(texts), _BATCH):
+                parts.append(emb.embed_passages(texts[i : i + _BATCH]))
+                texts_done += len(texts[i : i + _BATCH])
+                persist.checkpoint("embedding")
+                if progress is not None:
+                    done = done_before + len(chunks) * texts_done // texts_total
+                    progress(BuildProgress(done, total, time.perf_counter() - started))
+            vectors.append(np.concatenate(parts))
+        out[doc.sha256] = Reusable(chunks, vectors[0], sentences, vectors[1])
         done_before += len(chunks)
     return out
 
