@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 #: its own threshold, calibrated by `qa eval` on XQuAD: English questions on German articles
 #: for the first, German questions for the second (see docs/EVALUATION.md).
 NO_ANSWER_THRESHOLD_CROSS_LANGUAGE = 0.7958
-NO_ANSWER_THRESHOLD_SAME_LANGUAGE = 0.80
+NO_ANSWER_THRESHOLD_SAME_LANGUAGE = 0.8393
 
 NOT_FOUND = {
     "en": "The seeds do not answer this question.",
