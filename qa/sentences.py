@@ -11,14 +11,19 @@ from .types import Sentence
 
 _WORD = re.compile(r"[A-Za-zÄÖÜäöüß]+")
 _GERMAN = frozenset(
-    "der die das und ist nicht ein eine einen dem den des im mit sich auf für von zu wurde "
-    "wurden hat haben war waren auch als bei nach über wie wer wann wo welche welcher welches "
-    "wieviel wieviele viele durch noch aus oder sind werden vom zum zur".split()
+    "der die das und ist nicht ein eine einen einer eines dem den des im mit sich auf für von "
+    "zu wurde wurden wird werden hat hatte hatten haben war waren auch als bei nach über wie wer "
+    "wen wem wann wo welche welcher welches welchem welchen wieviel wieviele viele durch noch "
+    "aus oder sind vom zum zur worüber wofür womit wodurch worauf woraus gegen zwischen während "
+    "dass sein seine ihre ihr keine nur sehr unter gab gibt kann können einige manche weshalb "
+    "wozu wogegen warum oft".split()
 )
+# "was" and "in" are both German and English: they count for neither.
 _ENGLISH = frozenset(
-    "the and is not a an of in on for to was were has have had be been by with as at from "
+    "the and is not a an of on for to were has have had be been by with as at from "
     "what who when where which how many much did does do this that it its are or".split()
 )
+_UMLAUT = re.compile(r"[äöüßÄÖÜ]")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 _HAS_WORD = re.compile(r"\w")
 _CLOSING_QUOTES = frozenset("\"'”“«»")
@@ -32,7 +37,7 @@ def detect_language(text: str) -> str:
     """
     de = en = 0
     for word in _WORD.findall(text.lower()):
-        de += word in _GERMAN
+        de += word in _GERMAN or bool(_UMLAUT.search(word))
         en += word in _ENGLISH
     return "de" if de > en else "en"
 

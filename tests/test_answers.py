@@ -9,6 +9,7 @@ from conftest import PORSCHE
 
 import qa
 from qa.answering import NO_ANSWER_THRESHOLD_CROSS_LANGUAGE, NO_ANSWER_THRESHOLD_SAME_LANGUAGE
+from qa.sentences import detect_language
 from qa.spans import find_date, find_number, find_place, question_kind
 
 MEETING = "fand im November am Rande der Los Angeles Auto Show statt"
@@ -224,3 +225,19 @@ def test_place_skips_months_and_question_words() -> None:
     span = find_place("Sie trafen sich im November in Los Angeles.", "Where did they meet?")
 
     assert span is not None and span.text == "Los Angeles"
+
+
+@pytest.mark.parametrize(
+    ("question", "language"),
+    [
+        ("When did Porsche meet Apple?", "en"),
+        ("Wann haben sich Porsche und Apple getroffen?", "de"),
+        ("Was hat Lady Gaga gesungen?", "de"),  # "was" is English too: "hat" decides
+        ("In welchem Jahr starb Tesla?", "de"),
+        ("Was bewirkt körperliche Bestrafung bei Schülern?", "de"),  # umlauts count
+        ("What was the Apollo program?", "en"),
+    ],
+)
+def test_question_language(question: str, language: str) -> None:
+    # The language decides which no-answer threshold applies and whether BM25 is fused.
+    assert detect_language(question) == language
