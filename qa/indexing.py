@@ -20,7 +20,14 @@ from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
 from .documents import SeedScan, hash_seeds, scan_seeds
 from .embedding import Embedder, Vectors, get_embedder
 from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError
-from .reuse import Previous, Reusable, package_version, previous, settings_of
+from .reuse import (
+    Previous,
+    Reusable,
+    package_version,
+    previous,
+    settings_change,
+    settings_of,
+)
 from .sentences import detect_language, split_sentences
 from .store import VectorStore
 from .types import BuildProgress, Chunk, Document, IndexInfo, IndexStats, Sentence, SkippedSeed
@@ -351,13 +358,18 @@ def needs_build(
     """Why the index must be (re)built before use, or ``None`` when it is current."""
     try:
         info = index_info(index_dir, seeds_dir)
-        persist.read_current(Path(index_dir))
+        stored = persist.read_current(Path(index_dir))
     except IndexNotFoundError:
         return "no index yet"
     except IndexCorruptError as exc:
         return f"index unreadable: {exc}"
     if embedder is not None and info.embedder != get_embedder(embedder).name:
         return f"index built with {info.embedder}, {embedder} requested"
+    # Settings of this qa (chunker, sentence splitter, format, version) against the build's.
+    current = settings_of(get_embedder(embedder or info.embedder), Chunker())
+    change = settings_change(stored.manifest, {**current, "package_version": package_version()})
+    if change:
+        return change
     if info.stale:
         return (
             f"seeds changed since the last build ({len(info.seeds_added)} added, "

@@ -300,3 +300,17 @@ def test_info_lists_seeds_changed_since_the_build(
     ]
     qa.build_index(seeds, index)
     assert qa.needs_build(seeds, index) is None
+
+
+def test_needs_build_notices_changed_chunker_settings(seeds: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    qa.build_index(seeds, index, chunker=Chunker(chunk_size=300, chunk_overlap=50))
+
+    reason = qa.needs_build(seeds, index)
+
+    assert reason is not None
+    assert reason.startswith(
+        "chunker settings changed (chunk_overlap 50 -> 200, chunk_size 300 -> "
+    )
+    qa.build_index(seeds, index)
+    assert qa.needs_build(seeds, index) is None
