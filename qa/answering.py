@@ -60,13 +60,13 @@ def rank_sentences(
     """Sentences of the top passages, best first, scored against the question."""
     kind = question_kind(question)
     q_tokens = set(tokenize(question, ("de", "en")))
-    seen: dict[int, ScoredSentence] = {}
+    seen: set[int] = set()
     candidates: list[tuple[int, Sentence, Passage]] = []
     for passage in passages[: weights.passages]:
         for row, sentence in retriever.sentences_of(passage):
-            if row not in seen:
+            if row not in seen:  # overlapping chunks share sentences: keep the better passage
                 candidates.append((row, sentence, passage))
-                seen[row] = None  # type: ignore[assignment]
+                seen.add(row)
     if not candidates:
         return []
     sims = retriever.sentence_vectors([row for row, _, _ in candidates]) @ query_vector[0]

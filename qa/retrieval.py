@@ -227,13 +227,11 @@ class Retriever:
             lex_order, lexical = self._lexical_order(question, pool, exclude)
         if self.mode == "bm25":
             fused = _rrf([(lex_order, 1.0)])
-        else:
+        else:  # in dense mode lex_order is empty, so this is the dense ranking alone
             weights = np.where(
                 self._chunk_language == language, BM25_WEIGHT, BM25_CROSS_LANGUAGE_WEIGHT
             ).astype(np.float32)
             fused = _rrf([(dense_order, 1.0), (lex_order, weights)])
-            if self.mode == "dense":
-                fused = _rrf([(dense_order, 1.0)])
         combined = {i: chunk_cos[i] + sentence_cos[i] for i in chunk_cos}
         best = sorted(fused, key=lambda i: (-fused[i], -combined.get(i, -2.0), i))[:k]
         missing = [i for i in best if i not in chunk_cos]

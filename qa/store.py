@@ -69,12 +69,6 @@ class VectorStore:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.asarray(self._index.reconstruct_n(0, len(self)), dtype=np.float32)
 
-    def vectors_at(self, ids: list[int]) -> npt.NDArray[np.float32]:
-        """The stored vectors of the given ids."""
-        return np.asarray(
-            self._index.reconstruct_batch(np.asarray(ids, dtype=np.int64)), dtype=np.float32
-        )
-
     def search(
         self, queries: npt.NDArray[np.float32], k: int
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
