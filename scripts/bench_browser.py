@@ -14,29 +14,19 @@ import math
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the app launcher and Chromium flags the tests use
+
+from app_server import CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT, free_port, wait_for_http  # noqa: E402
+
 SEEDS = ROOT / "tests" / "data" / "seeds"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 QUESTIONS = ["When did Porsche meet Apple?", "Wann haben sich Porsche und Apple getroffen?"]
 WARMUP = 2
 RUNS = 20
@@ -63,27 +53,6 @@ PROBE_JS = """() => {
   });
   observer.observe(chat, {subtree: true, childList: true, characterData: true});
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"app not up at {url} after {timeout:.0f} s")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -118,7 +87,7 @@ def measure(runs: int = RUNS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qa-bench-browser-") as tmp:
         work = Path(tmp)
         shutil.copytree(SEEDS, work / "seeds")
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}/"
         env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
         command = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
@@ -127,7 +96,7 @@ def measure(runs: int = RUNS) -> dict[str, Any]:
         with (work / "app.log").open("wb") as log:
             process = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=log)
         try:
-            _wait_http(url, process)
+            wait_for_http(url, process, work / "app.log", START_TIMEOUT)
             http_up = time.monotonic() - started
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(

@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path(__file__).parent / "data" / "seeds"
 #: Imports alone take 20–30 s on a busy machine; building the small index adds a few.
 START_TIMEOUT = 180.0
+#: Debian's Chromium, started as NOTES.md says (no background traffic on a closed network).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass(frozen=True)
