@@ -36,6 +36,7 @@ class SentenceWeights:
     rank: float = 0.01  # penalty per passage rank below the first
     kind: float = 0.05  # bonus when the sentence can hold the asked kind (date, number…), 0–1
     overlap: float = 0.1  # weight of the share of question words found in the sentence
+    latent: float = 0.2  # weight of the latent-term match, relative to the best candidate's
     second_margin: float = 0.01  # cite a second sentence when it scores this close to the best
 
 
@@ -56,6 +57,7 @@ def rank_sentences(
     passages: list[Passage],
     query_vector: np.ndarray,
     weights: SentenceWeights = DEFAULT_WEIGHTS,
+    latent_vector: np.ndarray | None = None,
 ) -> list[ScoredSentence]:
     """Sentences of the top passages, best first, scored against the question."""
     kind = question_kind(question)
@@ -69,9 +71,12 @@ def rank_sentences(
                 seen.add(row)
     if not candidates:
         return []
-    sims = retriever.sentence_vectors([row for row, _, _ in candidates]) @ query_vector[0]
+    rows = [row for row, _, _ in candidates]
+    sims = retriever.sentence_vectors(rows) @ query_vector[0]
+    latent = retriever.sentence_latent_scores(rows, latent_vector)
+    latent = latent / latent.max() if latent.max() > 0 else latent
     scored = []
-    for (row, sentence, passage), sim in zip(candidates, sims, strict=True):
+    for (row, sentence, passage), sim, lat in zip(candidates, sims, latent, strict=True):
         language = retriever.documents[sentence.source].language
         s_tokens = set(tokenize(sentence.text, (language,)))
         overlap = len(q_tokens & s_tokens) / len(q_tokens) if q_tokens else 0.0
@@ -81,6 +86,7 @@ def rank_sentences(
             - weights.rank * (passage.rank - 1)
             + weights.kind * has_kind(kind, sentence.text, question)
             + weights.overlap * overlap
+            + weights.latent * float(lat)
         )
         scored.append(ScoredSentence(row, sentence, passage, score))
     scored.sort(key=lambda s: (-s.score, s.row))
@@ -117,7 +123,9 @@ def compose_answer(
     confidence = confidence_of(passages)
     if threshold is None:
         threshold = no_answer_threshold(retriever, passages, language)
-    ranked = rank_sentences(retriever, question, passages, ranking.query_vector, weights)
+    ranked = rank_sentences(
+        retriever, question, passages, ranking.query_vector, weights, ranking.latent_vector
+    )
     if not ranked or confidence < threshold:
         return Answer(
             question=question,

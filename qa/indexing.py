@@ -18,8 +18,9 @@ from . import persist
 from .chunking import Chunker
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
 from .documents import SeedScan, hash_seeds, scan_seeds
-from .embedding import Embedder, Vectors, get_embedder
+from .embedding import Embedder, Vectors, get_embedder, latent_head
 from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError
+from .latent import LatentVectors
 from .reuse import (
     Previous,
     Reusable,
@@ -136,9 +137,11 @@ def _embed_documents(
 ) -> dict[str, Reusable]:
     """Embed the chunks and sentences of each document, reporting progress in chunks.
 
-    A document's chunks count as done in proportion to its embedded texts (chunks and
-    sentences), so chunks/s and the ETA include the sentence vectors' cost.
+    Sentences also get latent-term vectors when the embedder has that head. A document's
+    chunks count as done in proportion to its embedded texts (chunks, sentences, and
+    sentences again for the latent terms), so chunks/s and the ETA include all of it.
     """
+    head = latent_head(emb)
     total = sum(len(chunks) for _, chunks, _ in work)
     started = time.perf_counter()
     if progress is not None and total:
@@ -147,20 +150,34 @@ def _embed_documents(
     out: dict[str, Reusable] = {}
     for doc, chunks, sentences in work:
         # Chunks and sentences in separate batches: mixed batches pad sentences to chunk length.
-        groups = ([c.text for c in chunks], [s.text for s in sentences])
-        texts_total, texts_done = len(groups[0]) + len(groups[1]), 0
-        vectors: list[Vectors] = []
-        for texts in groups:
-            parts = [emb.embed_passages([])]
+        groups = [("chunks", [c.text for c in chunks]), ("sentences", [s.text for s in sentences])]
+        if head is not None:
+            groups.append(("latent", groups[1][1]))
+        texts_total = sum(len(texts) for _, texts in groups)
+        texts_done = 0
+        parts: dict[str, list[Any]] = {name: [] for name, _ in groups}
+        for name, texts in groups:
             for i in range(0, len(texts), _BATCH):
-                parts.append(emb.embed_passages(texts[i : i + _BATCH]))
-                texts_done += len(texts[i : i + _BATCH])
+                batch = texts[i : i + _BATCH]
+                if name == "latent":
+                    assert head is not None
+                    parts[name].append(head.embed_latent(batch))
+                else:
+                    parts[name].append(emb.embed_passages(batch))
+                texts_done += len(batch)
                 persist.checkpoint("embedding")
                 if progress is not None:
                     done = done_before + len(chunks) * texts_done // texts_total
                     progress(BuildProgress(done, total, time.perf_counter() - started))
-            vectors.append(np.concatenate(parts))
-        out[doc.sha256] = Reusable(chunks, vectors[0], sentences, vectors[1])
+        vectors = [
+            np.concatenate([emb.embed_passages([]), *parts[name]])
+            for name in ("chunks", "sentences")
+        ]
+        if head is not None:
+            latent = LatentVectors.concat(parts["latent"], head.latent_dimension)
+        else:
+            latent = LatentVectors.empty(rows=len(sentences))
+        out[doc.sha256] = Reusable(chunks, vectors[0], sentences, vectors[1], latent)
         done_before += len(chunks)
     return out
 
@@ -240,6 +257,7 @@ def _build_locked(
     all_sentences: list[Sentence] = []
     chunk_parts: list[Vectors] = []
     sentence_parts: list[Vectors] = []
+    latent_parts: list[LatentVectors] = []
     records = []
     for doc in scan.documents:
         item = embedded.get(doc.sha256) or prev.reusable[doc.sha256]
@@ -249,6 +267,7 @@ def _build_locked(
         all_sentences.extend(sentences)
         chunk_parts.append(item.chunk_vectors)
         sentence_parts.append(item.sentence_vectors)
+        latent_parts.append(item.sentence_latent)
         records.append(_document_record(doc, len(chunks), len(sentences)))
 
     dim = emb.dimension
@@ -256,6 +275,8 @@ def _build_locked(
     sentence_store = VectorStore.from_vectors(
         np.concatenate(sentence_parts) if sentence_parts else np.zeros((0, dim), np.float32), dim
     )
+    head = latent_head(emb)
+    sentence_latent = LatentVectors.concat(latent_parts, head.latent_dimension if head else 0)
     built_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = {
         **settings,
@@ -272,7 +293,9 @@ def _build_locked(
         },
     }
     version = persist.new_version_dir(index_path)
-    persist.write_version(version, manifest, all_chunks, all_sentences, chunk_store, sentence_store)
+    persist.write_version(
+        version, manifest, all_chunks, all_sentences, chunk_store, sentence_store, sentence_latent
+    )
     persist.checkpoint("version-written")
     persist.publish(index_path, version)
     persist.checkpoint("published")

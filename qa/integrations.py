@@ -12,7 +12,7 @@ where LangChain is used::
 Each ``Document`` carries the passage text and, in ``metadata``, where it is: ``source``
 (path relative to the seeds folder), ``start``/``end`` (character offsets in that file, so
 ``file_text[start:end] == page_content``), ``score``, ``rank`` (1 is best), ``dense_score``,
-``lexical_score``, ``date`` and ``authors``.
+``lexical_score``, ``latent_score``, ``date`` and ``authors``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def passage_to_document(passage: Passage) -> Document:
             "rank": passage.rank,
             "dense_score": passage.dense_score,
             "lexical_score": passage.lexical_score,
+            "latent_score": passage.latent_score,
             "date": passage.date,
             "authors": list(passage.authors),
         },

@@ -12,6 +12,8 @@ Layout of an index folder::
         sentences.jsonl    one sentence a line: source, start, end, text
         chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
         sentences.faiss    sentence vectors (same order as sentences.jsonl)
+        sentences.latent.npz  sparse latent-term vectors of the sentences (numpy CSR arrays;
+                           no rows' entries when the embedder has no latent head)
 
 A build writes a new version folder completely (files fsynced, the manifest last), then
 replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old or the new
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .errors import IndexCorruptError, IndexNotFoundError
+from .latent import LatentVectors
 from .store import VectorStore
 from .types import Chunk, Sentence
 
@@ -45,6 +48,8 @@ CHUNKS = "chunks.jsonl"
 SENTENCES = "sentences.jsonl"
 CHUNK_VECTORS = "chunks.faiss"
 SENTENCE_VECTORS = "sentences.faiss"
+SENTENCE_LATENT = "sentences.latent.npz"
+_FILES = (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS, SENTENCE_LATENT)
 _VERSION_PREFIX = "v-"
 #: How often a reader retries when builds keep replacing the version it is opening.
 _READ_ATTEMPTS = 5
@@ -69,6 +74,7 @@ class StoredIndex:
     sentences: tuple[Sentence, ...]
     chunk_store: VectorStore
     sentence_store: VectorStore
+    sentence_latent: LatentVectors
 
     @property
     def version(self) -> str:
@@ -119,6 +125,7 @@ def write_version(
     sentences: list[Sentence],
     chunk_store: VectorStore,
     sentence_store: VectorStore,
+    sentence_latent: LatentVectors,
 ) -> None:
     """Write every file of a version folder, then its manifest with the files' checksums."""
     _write_jsonl(
@@ -131,9 +138,10 @@ def write_version(
     )
     chunk_store.save(path / CHUNK_VECTORS)
     sentence_store.save(path / SENTENCE_VECTORS)
+    sentence_latent.save(path / SENTENCE_LATENT)
     checkpoint("files-written")
     files = {}
-    for name in (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS):
+    for name in _FILES:
         _fsync_file(path / name)
         files[name] = {"bytes": (path / name).stat().st_size, "sha256": file_sha256(path / name)}
     manifest = {**manifest, "files": files}
@@ -277,12 +285,18 @@ def read_version(version: Path) -> StoredIndex:
     """Load and verify one version folder; every problem raises an error naming the file."""
     manifest = read_manifest(version)
     files = manifest["files"]
-    for name in (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS):
+    for name in _FILES:
         _check_file(version, name, files.get(name, {}))
     chunks = _read_jsonl(version / CHUNKS, Chunk)
     sentences = _read_jsonl(version / SENTENCES, Sentence)
     chunk_store = VectorStore.load(version / CHUNK_VECTORS)
     sentence_store = VectorStore.load(version / SENTENCE_VECTORS)
+    sentence_latent = LatentVectors.load(version / SENTENCE_LATENT)
+    if len(sentence_latent) != len(sentences):
+        raise IndexCorruptError(
+            f"Index file {version / SENTENCE_LATENT} holds {len(sentence_latent)} rows, but the "
+            f"index has {len(sentences)} sentences; run `qa build` to rebuild."
+        )
     dimension = int(manifest["embedder"]["dimension"])
     for name, store, rows in (
         (CHUNK_VECTORS, chunk_store, chunks),
@@ -301,6 +315,7 @@ def read_version(version: Path) -> StoredIndex:
         sentences=tuple(sentences),
         chunk_store=chunk_store,
         sentence_store=sentence_store,
+        sentence_latent=sentence_latent,
     )
 
 

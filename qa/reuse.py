@@ -10,8 +10,9 @@ from typing import Any
 from . import persist
 from .chunking import Chunker
 from .config import INDEX_FORMAT_VERSION
-from .embedding import Embedder, Vectors
+from .embedding import Embedder, Vectors, latent_head
 from .errors import IndexCorruptError, IndexNotFoundError
+from .latent import LatentVectors
 from .types import Chunk, Sentence
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Reusable:
     chunk_vectors: Vectors
     sentences: list[Sentence]
     sentence_vectors: Vectors
+    sentence_latent: LatentVectors
 
 
 @dataclass(slots=True)
@@ -55,9 +57,11 @@ class Previous:
 
 
 def settings_of(embedder: Embedder, chunker: Chunker) -> dict[str, Any]:
+    head = latent_head(embedder)
     return {
         "format_version": INDEX_FORMAT_VERSION,
         "embedder": {"name": embedder.name, "dimension": embedder.dimension},
+        "latent": {"name": head.latent_name, "dimension": head.latent_dimension} if head else None,
         "chunker": chunker.settings,
         "sentences": {"splitter": "pysbd", "languages": ["de", "en"]},
     }
@@ -77,6 +81,8 @@ def settings_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
                 f"({old_emb.get('dimension')} -> {new_emb['dimension']})"
             )
         return f"embedder changed ({old_emb.get('name')} -> {new_emb['name']})"
+    if old.get("latent") != new["latent"]:
+        return "latent-term head changed"
     old_ch, new_ch = old.get("chunker") or {}, new["chunker"]
     if old_ch != new_ch:
         keys = sorted(k for k in {*old_ch, *new_ch} if old_ch.get(k) != new_ch.get(k))
@@ -121,6 +127,7 @@ def previous(index_dir: Path, settings: dict[str, Any], *, full: bool) -> Previo
         return prev
     chunk_vectors = stored.chunk_store.vectors()
     sentence_vectors = stored.sentence_store.vectors()
+    sentence_latent = stored.sentence_latent
     chunk_rows: dict[str, list[int]] = {}
     for i, chunk in enumerate(stored.chunks):
         chunk_rows.setdefault(chunk.source, []).append(i)
@@ -136,5 +143,6 @@ def previous(index_dir: Path, settings: dict[str, Any], *, full: bool) -> Previo
             chunk_vectors[rows],
             [stored.sentences[i] for i in srows],
             sentence_vectors[srows],
+            sentence_latent.take(srows),
         )
     return prev

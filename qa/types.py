@@ -68,6 +68,8 @@ class Passage:
     lexical_score: float = 0.0  # BM25
     date: str | None = None
     authors: tuple[str, ...] = ()
+    #: cosine similarity of the question's and the passage's latent-term vectors (qa.latent)
+    latent_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

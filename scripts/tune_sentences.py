@@ -42,7 +42,12 @@ def main(index_dir: str, queries_path: str) -> None:
         hits: dict[tuple[str, bool], list[bool]] = {}
         for lang, q, ranking in cases:
             ranked = rank_sentences(
-                retriever, q.question, ranking.passages, ranking.query_vector, weights
+                retriever,
+                q.question,
+                ranking.passages,
+                ranking.query_vector,
+                weights,
+                ranking.latent_vector,
             )
             ok = bool(ranked) and (
                 ranked[0].sentence.source == q.source

