@@ -9,6 +9,8 @@
     ├── EmbedderMismatchError   the index was built with another embedder than the one asked for
     ├── EmbedderError           an embedder spec is unknown or its model cannot be loaded offline
     ├── BuildLockedError        another build holds the index lock
+    ├── IndexWriteError         the index folder cannot be created or written (not a folder,
+    │                           no permission, disk full)
     ├── EvaluationError         an evaluation file is malformed
     └── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
 
@@ -24,6 +26,7 @@ __all__ = [
     "EvaluationError",
     "IndexCorruptError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "InvalidQueryError",
     "QAError",
     "SeedError",
@@ -56,6 +59,10 @@ class EmbedderError(QAError):
 
 class BuildLockedError(QAError):
     """Another build is writing the index."""
+
+
+class IndexWriteError(QAError):
+    """The index folder cannot be created or written; the live index, if any, is unchanged."""
 
 
 class EvaluationError(QAError):

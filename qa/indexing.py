@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -19,7 +20,7 @@ from .chunking import Chunker
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
 from .documents import SeedScan, hash_seeds, scan_seeds
 from .embedding import Embedder, Vectors, get_embedder, latent_head
-from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError
+from .errors import BuildLockedError, IndexCorruptError, IndexNotFoundError, IndexWriteError
 from .latent import LatentVectors
 from .reuse import (
     Previous,
@@ -36,6 +37,7 @@ from .types import BuildProgress, Chunk, Document, IndexInfo, IndexStats, Senten
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[BuildProgress], None]
+T = TypeVar("T")
 
 _BATCH = 32
 
@@ -108,12 +110,17 @@ def build_index(
     seeds_path, index_path = Path(seeds_dir), Path(index_dir)
     emb = get_embedder(embedder)
     chunker = chunker or Chunker()
-    index_path.mkdir(parents=True, exist_ok=True)
     lock_path = index_path / persist.LOCK
     lock = FileLock(str(lock_path))
     try:
         try:
-            lock.acquire(timeout=0)
+            if index_path.exists() and not index_path.is_dir():
+                raise IndexWriteError(
+                    f"The index folder {index_path} is a file, not a folder; choose a folder "
+                    "for the index (`qa build --index DIR`). The file was left as it is."
+                )
+            _writable(index_path, lambda: index_path.mkdir(parents=True, exist_ok=True))
+            _writable(index_path, lambda: lock.acquire(timeout=0))
         except Timeout:
             if lock_timeout is not None and lock_timeout <= 0:
                 raise
@@ -292,12 +299,22 @@ def _build_locked(
             "sentences": len(all_sentences),
         },
     }
-    version = persist.new_version_dir(index_path)
-    persist.write_version(
-        version, manifest, all_chunks, all_sentences, chunk_store, sentence_store, sentence_latent
-    )
+    version = _writable(index_path, lambda: persist.new_version_dir(index_path))
+    try:
+        persist.write_version(
+            version,
+            manifest,
+            all_chunks,
+            all_sentences,
+            chunk_store,
+            sentence_store,
+            sentence_latent,
+        )
+    except OSError as exc:
+        shutil.rmtree(version, ignore_errors=True)
+        raise _write_error(index_path, exc) from exc
     persist.checkpoint("version-written")
-    persist.publish(index_path, version)
+    _writable(index_path, lambda: persist.publish(index_path, version))
     persist.checkpoint("published")
     persist.remove_old_versions(index_path, keep=[prev.version] if prev.version else [])
     if prev.reason:
@@ -330,6 +347,25 @@ def _build_locked(
         stats.seconds,
     )
     return stats
+
+
+def _write_error(index_path: Path, exc: OSError) -> IndexWriteError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return IndexWriteError(
+        f"Cannot write the index in {index_path}/: {exc.strerror or exc}{where}. Choose a "
+        "writable folder (`qa build --index DIR`) or fix this one's permissions or free disk "
+        "space; the live index, if any, is unchanged."
+    )
+
+
+def _writable(index_path: Path, step: Callable[[], T]) -> T:
+    """Run one step that writes to the index folder; an OS error becomes IndexWriteError."""
+    try:
+        return step()
+    except Timeout:  # filelock's Timeout is an OSError too; the caller handles it
+        raise
+    except OSError as exc:
+        raise _write_error(index_path, exc) from exc
 
 
 def _skipped_hashes(scan: SeedScan) -> dict[str, str]:

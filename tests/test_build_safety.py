@@ -306,3 +306,51 @@ def test_unrelated_files_in_the_index_folder_survive_cleanup(seeds: Path, index:
     assert (index / "notes.txt").read_text() == "mine\n"
     assert not list(index.glob("CURRENT.*.tmp"))
     assert os.path.exists(index / ".lock")
+
+
+# --- an index folder that cannot be written ---------------------------------------------------
+
+
+def test_index_path_that_is_a_file_is_refused_and_kept(
+    seeds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "index"
+    path.write_text("my notes\n", encoding="utf-8")
+    assert main(["build", "--seeds", str(seeds), "--index", str(path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: The index folder {path} is a file, not a folder; choose a folder for the "
+        "index (`qa build --index DIR`). The file was left as it is.\n"
+    )
+    assert path.read_text(encoding="utf-8") == "my notes\n"
+
+
+def test_index_below_a_file_is_a_write_error(seeds: Path, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    path = tmp_path / "file" / "index"
+    with pytest.raises(qa.IndexWriteError) as caught:
+        qa.build_index(seeds, path)
+    assert str(caught.value) == (
+        f"Cannot write the index in {path}/: Not a directory ({path}). Choose a writable "
+        "folder (`qa build --index DIR`) or fix this one's permissions or free disk space; "
+        "the live index, if any, is unchanged."
+    )
+
+
+def test_disk_full_while_writing_keeps_the_live_index(
+    seeds: Path, index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = versions(index)
+    edit(seeds)
+
+    def full_disk(path: Path, *args: object) -> None:
+        (path / "chunks.jsonl").write_text("partial", encoding="utf-8")
+        raise OSError(28, "No space left on device", str(path / "chunks.jsonl"))
+
+    monkeypatch.setattr(persist, "write_version", full_disk)
+    with pytest.raises(qa.IndexWriteError, match=r"No space left on device \(.*chunks.jsonl\)"):
+        qa.build_index(seeds, index)
+    assert versions(index) == live  # the half-written version folder is gone
+    assert "Nordmaler" not in qa.load_index(index).retrieve(QUESTION, 1)[0].text  # old, loads
+    monkeypatch.undo()  # space again: the next build writes the edit
+    qa.build_index(seeds, index)
+    assert "Nordmaler" in qa.load_index(index).retrieve(QUESTION, 1)[0].text
