@@ -257,7 +257,7 @@ class Retriever:
         if not chunks:
             return Ranking([], query, language)
         pool = min(len(chunks), max(CANDIDATES, k))
-        latent = self._embed_latent(question) if self.mode != "bm25" else None
+        latent = self._embed_latent(question)  # in bm25 mode too: answering scores with it
         dense_order, similarities = self._dense(query, latent, pool, exclude)
         lexical = np.zeros(len(chunks), dtype=np.float32)
         lex_order: list[int] = []
