@@ -310,7 +310,7 @@ def _build_locked(
             sentence_store,
             sentence_latent,
         )
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         shutil.rmtree(version, ignore_errors=True)
         raise _write_error(index_path, exc) from exc
     persist.checkpoint("version-written")
@@ -349,10 +349,15 @@ def _build_locked(
     return stats
 
 
-def _write_error(index_path: Path, exc: OSError) -> IndexWriteError:
-    where = f" ({exc.filename})" if exc.filename else ""
+def _write_error(index_path: Path, exc: OSError | RuntimeError) -> IndexWriteError:
+    if isinstance(exc, OSError):
+        reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    else:
+        # faiss: "Error in faiss::FileIOWriter… Error: 'f' failed: could not open … for writing"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+        reason = reason.split(" failed: ", 1)[-1]
     return IndexWriteError(
-        f"Cannot write the index in {index_path}/: {exc.strerror or exc}{where}. Choose a "
+        f"Cannot write the index in {index_path}/: {reason}. Choose a "
         "writable folder (`qa build --index DIR`) or fix this one's permissions or free disk "
         "space; the live index, if any, is unchanged."
     )

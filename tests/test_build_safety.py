@@ -354,3 +354,26 @@ def test_disk_full_while_writing_keeps_the_live_index(
     monkeypatch.undo()  # space again: the next build writes the edit
     qa.build_index(seeds, index)
     assert "Nordmaler" in qa.load_index(index).retrieve(QUESTION, 1)[0].text
+
+
+def test_faiss_write_failure_is_a_write_error(
+    seeds: Path, index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    live = versions(index)
+    edit(seeds)
+
+    def fail(_index: object, path: str) -> None:
+        raise RuntimeError(
+            "Error in faiss::FileIOWriter::FileIOWriter(const char*) at impl/io.cpp:103: "
+            f"Error: 'f' failed: could not open {path} for writing: No space left on device"
+        )
+
+    monkeypatch.setattr(faiss, "write_index", fail)
+    with pytest.raises(qa.IndexWriteError) as caught:
+        qa.build_index(seeds, index)
+    message = str(caught.value)
+    assert message.startswith(f"Cannot write the index in {index}/: could not open {index}/v-")
+    assert "chunks.faiss for writing: No space left on device. Choose a writable folder" in message
+    assert versions(index) == live
