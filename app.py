@@ -101,7 +101,9 @@ document.addEventListener("click", (event) => {
 }, true);
 </script>
 """
-OPEN_DOC_JS = "(source, start, end) => window.qaDocRequest || [source, start, end]"
+OPEN_DOC_JS = """(source, start, end, spanStart, spanEnd) => window.qaDocRequest
+  ? [0, 1, 2, 3, 4].map((i) => window.qaDocRequest[i] ?? null)
+  : [source, start, end, spanStart, spanEnd]"""
 SCROLL_DOC_JS = """() => {
   const go = () => document.getElementById("qa-doc-mark")
     ?.scrollIntoView({block: "center", behavior: "instant"});
@@ -206,13 +208,25 @@ class QAApp:
         reply = [{"role": "assistant", "content": final}]
         yield [*history, *reply, *source_messages(result, show_scores=show_scores)], ""
 
-    def open_document(self, source: str, start: float, end: float) -> tuple[str, Any]:
-        """The whole document for the side panel, the cited range marked; opens the panel."""
+    def open_document(
+        self,
+        source: str,
+        start: float,
+        end: float,
+        span_start: float | None = None,
+        span_end: float | None = None,
+    ) -> tuple[str, Any]:
+        """The whole document for the side panel, the cited range marked and the answer span
+        in it bold; opens the panel."""
         try:
             document = read_document(source, seeds_dir=self.seeds_dir)
         except Exception as exc:
             raise _error(exc) from None
-        return document_html(document, int(start or 0), int(end or 0)), gr.Sidebar(open=True)
+        span = None
+        if span_start is not None and span_end is not None:
+            span = (int(span_start), int(span_end))
+        html = document_html(document, int(start or 0), int(end or 0), span)
+        return html, gr.Sidebar(open=True)
 
     def rebuild(self) -> Iterator[tuple[str, Any]]:
         """Rebuild the index, streaming progress into the status line; questions keep being
@@ -341,6 +355,8 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             doc_source = gr.Textbox(visible="hidden")
             doc_start = gr.Number(visible="hidden", precision=0)
             doc_end = gr.Number(visible="hidden", precision=0)
+            doc_span_start = gr.Number(visible="hidden", precision=0)
+            doc_span_end = gr.Number(visible="hidden", precision=0)
             open_doc = gr.Button("open", visible="hidden", elem_id="qa-open-doc")
         timer = gr.Timer(20)
 
@@ -367,7 +383,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
         )
         open_doc.click(
             app.open_document,
-            [doc_source, doc_start, doc_end],
+            [doc_source, doc_start, doc_end, doc_span_start, doc_span_end],
             [doc_view, sidebar],
             js=OPEN_DOC_JS,
             show_progress="hidden",

@@ -52,7 +52,7 @@ def passages_to_text(passages: Sequence[Passage]) -> str:
 
 def highlight(passage_text: str, passage_start: int, citation: Citation) -> str:
     """HTML of the passage with the cited sentence in ``<mark>`` and the span in ``<b>``."""
-    return _mark(passage_text, passage_start, citation.start, citation.end, citation.span)
+    return _mark(passage_text, passage_start, citation.start, citation.end, _range(citation.span))
 
 
 # --- Chat UI rendering (HTML fragments the Gradio app puts into messages and panels) ---
@@ -65,10 +65,15 @@ def _inline(text: str) -> str:
     return html.escape(text, quote=False).translate(_MD_SPECIAL)
 
 
-def _mark(text: str, text_start: int, start: int, end: int, span: Span | None) -> str:
+def _range(span: Span | None) -> tuple[int, int] | None:
+    return (span.start, span.end) if span else None
+
+
+def _mark(text: str, text_start: int, start: int, end: int, span: tuple[int, int] | None) -> str:
     """HTML of ``text`` (at file offset ``text_start``) with ``[start, end)`` in ``<mark>``.
 
-    The span, when it lies inside the marked range, is wrapped in ``<b class='qa-span'>``.
+    The span (file offsets), when it lies inside the marked range, is wrapped in
+    ``<b class='qa-span'>``.
     """
     s = max(0, start - text_start)
     e = min(len(text), end - text_start)
@@ -77,7 +82,7 @@ def _mark(text: str, text_start: int, start: int, end: int, span: Span | None) -
     sentence = text[s:e]
     inner = html.escape(sentence)
     if span is not None:
-        a, b = span.start - text_start - s, span.end - text_start - s
+        a, b = span[0] - text_start - s, span[1] - text_start - s
         if 0 <= a < b <= len(sentence):
             inner = (
                 html.escape(sentence[:a])
@@ -123,13 +128,15 @@ def source_title(label: str, passage: Passage) -> str:
 
 def source_html(passage: Passage, citation: Citation | None, *, show_score: bool = False) -> str:
     """A source panel: file and metadata, the passage with the cited sentence marked, and a
-    button (``.qa-open``, its ``value`` the JSON ``[source, start, end]``) to open the document.
+    button (``.qa-open``, its ``value`` the JSON ``[source, start, end, span start, span end]``,
+    the span's offsets ``null`` without a span) to open the document there.
 
     Kept on one line without blank lines, so Markdown leaves the HTML alone.
     """
     start, end = (citation.start, citation.end) if citation else (passage.start, passage.end)
+    span = citation.span if citation else None
     body = (
-        _mark(passage.text, passage.start, citation.start, citation.end, citation.span)
+        _mark(passage.text, passage.start, citation.start, citation.end, _range(citation.span))
         if citation
         else html.escape(passage.text)
     )
@@ -141,7 +148,8 @@ def source_html(passage: Passage, citation: Citation | None, *, show_score: bool
             scores.append(f"sentence {citation.score:.3f}")
         meta.append("<span class='qa-score'>" + ", ".join(scores) + "</span>")
     # Chatbot sanitising drops data-* attributes but keeps ``value`` and ``title``.
-    target = html.escape(json.dumps([passage.source, start, end], ensure_ascii=False))
+    where = [passage.source, start, end, span.start if span else None, span.end if span else None]
+    target = html.escape(json.dumps(where, ensure_ascii=False))
     button = (
         f"<button class='qa-open' type='button' value='{target}' "
         f"title='Show this place in {html.escape(passage.source)}'>Open in document ↗</button>"
@@ -156,9 +164,12 @@ def source_html(passage: Passage, citation: Citation | None, *, show_score: bool
     )
 
 
-def document_html(document: Document, start: int, end: int, span: Span | None = None) -> str:
+def document_html(
+    document: Document, start: int, end: int, span: tuple[int, int] | None = None
+) -> str:
     """The whole document for the side panel, the range ``[start, end)`` marked with the id
-    ``qa-doc-mark`` so the page can scroll to it. Offsets are file offsets."""
+    ``qa-doc-mark`` so the page can scroll to it, and the answer span ``(start, end)`` inside
+    it in bold. Offsets are file offsets."""
     head = [f"<div class='qa-doc-title'>{html.escape(document.source)}</div>"]
     byline = _byline(document.date, document.authors)
     if byline:

@@ -118,7 +118,11 @@ def test_document_panel_refuses_traversal(app: ModuleType, seeds: Path, tmp_path
     assert info.value.message.startswith("Cannot show '../../etc/passwd': it leaves the seeds")
     html, sidebar = ui.open_document(PORSCHE, 1145, 1398)
     assert "id='qa-doc-mark'" in html
+    assert "qa-span" not in html
     assert sidebar.open is True
+    span = (seeds / PORSCHE).read_text(encoding="utf-8").index("im November")
+    html, _ = ui.open_document(PORSCHE, 1145, 1398, span, span + len("im November"))
+    assert "<b class='qa-span'>im November</b>" in html
 
 
 def test_rebuild_streams_progress_and_answers_from_the_new_seed(

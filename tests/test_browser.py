@@ -124,6 +124,7 @@ def test_a_source_opens_the_document_at_the_cited_sentence(page: Page) -> None:
     page.locator("#qa-chat button.qa-open").first.click(timeout=ANSWER_TIMEOUT)
     mark = page.locator("#qa-doc-mark")
     expect(mark).to_have_text(MEETING)
+    expect(mark.locator("b.qa-span")).to_have_text("November")  # the answer span, in bold
     expect(page.locator("#qa-doc .qa-doc-byline")).to_have_text(
         "2022-03 · William Boston, Tim Higgins"
     )

@@ -39,7 +39,18 @@ def test_source_panel_marks_the_cited_sentence_and_the_span(retriever: qa.Retrie
     value = re.search(r"value='([^']*)'", html)
     assert value is not None
     target = json.loads(value.group(1).replace("&quot;", '"'))
-    assert target == [PORSCHE, citation.start, citation.end]
+    assert citation.span is not None
+    assert target == [PORSCHE, citation.start, citation.end, citation.span.start, citation.span.end]
+    closest = source_html(passage, None)  # a closest passage: no sentence, no span
+    value = re.search(r"value='([^']*)'", closest)
+    assert value is not None
+    assert json.loads(value.group(1).replace("&quot;", '"')) == [
+        PORSCHE,
+        passage.start,
+        passage.end,
+        None,
+        None,
+    ]
     assert "similarity" not in html
     assert "similarity" in source_html(passage, citation, show_score=True)
 
@@ -95,6 +106,11 @@ def test_document_view_marks_the_range_by_file_offsets(seeds: Path) -> None:
     assert MEETING in marked.group(1)
     assert "<div class='qa-doc-byline'>2022-03 · William Boston, Tim Higgins</div>" in html
     assert " date 2022-03" not in html  # the metadata line is shown as the byline instead
+    # The answer span (file offsets) is bold inside the mark; one outside it is ignored.
+    span = document.text.index("im November", start)
+    with_span = document_html(document, start, end, (span, span + len("im November")))
+    assert "<b class='qa-span'>im November</b>" in with_span
+    assert "qa-span" not in document_html(document, start, end, (0, 5))
 
 
 def test_document_view_without_a_valid_range_marks_nothing(seeds: Path) -> None:
