@@ -136,7 +136,7 @@ def source_html(passage: Passage, citation: Citation | None, *, show_score: bool
     start, end = (citation.start, citation.end) if citation else (passage.start, passage.end)
     span = citation.span if citation else None
     body = (
-        _mark(passage.text, passage.start, citation.start, citation.end, _range(citation.span))
+        _mark(passage.text, passage.start, citation.start, citation.end, _range(span))
         if citation
         else html.escape(passage.text)
     )

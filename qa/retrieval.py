@@ -34,7 +34,7 @@ from .config import (
 )
 from .embedding import Embedder, get_embedder, latent_head
 from .errors import EmbedderMismatchError, InvalidQueryError
-from .latent import dense_query
+from .latent import LatentVectors, dense_query
 from .lexical import LexicalIndex
 from .sentences import detect_language
 from .types import Passage, Sentence
@@ -149,7 +149,11 @@ class Retriever:
         self._sentence_latent = stored.sentence_latent
         head = latent_head(embedder)
         self._latent_head = head if head and stored.sentence_latent.dimension else None
-        self._chunk_latent = self._sentence_latent.pooled(self._chunk_sentences)
+        self._chunk_latent = (
+            self._sentence_latent.pooled(self._chunk_sentences)
+            if self._latent_head
+            else LatentVectors.empty(rows=len(chunks))
+        )
         self._embed_latent = lru_cache(maxsize=256)(self._embed_latent_uncached)
 
     def _embed_query_uncached(self, question: str) -> npt.NDArray[np.float32]:
