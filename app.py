@@ -32,16 +32,10 @@ import gradio as gr
 from gradio.events import api as gr_api
 
 import qa
-from qa.cache import cached_retriever
+from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
-from qa.formatting import (
-    answer_markdown,
-    document_html,
-    source_html,
-    source_title,
-    status_markdown,
-)
-from qa.viewer import read_document
+from qa.formatting import describe
+from qa.ui.render import answer_markdown, document_html, source_messages, status_markdown
 
 logger = logging.getLogger("qa.app")
 
@@ -56,60 +50,6 @@ MAX_K = 20
 STREAM_PAUSE = 0.015
 
 Message = dict[str, Any]
-
-CSS = """
-.qa-header h1 { margin: 0; font-size: 1.4rem; }
-#qa-status { font-size: 0.9rem; }
-#qa-status p { margin: 0; }
-.qa-source { font-size: 0.95em; line-height: 1.5; }
-.qa-meta { color: var(--body-text-color-subdued); font-size: 0.9em; margin-bottom: 0.4em;
-  overflow-wrap: anywhere; }
-.qa-passage { overflow-wrap: anywhere; }
-mark.qa-cited { background: #fde68a; color: #1f2937; padding: 0 2px; border-radius: 3px; }
-.dark mark.qa-cited { background: #854d0e; color: #fefce8; }
-b.qa-span { text-decoration: underline 2px; text-underline-offset: 3px; }
-.qa-actions { margin-top: 0.5em; }
-button.qa-open { border: 1px solid var(--border-color-primary); border-radius: 6px;
-  padding: 2px 10px; background: var(--button-secondary-background-fill);
-  color: var(--button-secondary-text-color); cursor: pointer; font-size: 0.9em; }
-button.qa-open:hover { background: var(--button-secondary-background-fill-hover); }
-.qa-notfound { border-left: 4px solid #d97706; padding: 4px 10px; }
-.qa-doc-head { border-bottom: 1px solid var(--border-color-primary); margin-bottom: 0.6em;
-  padding-bottom: 0.4em; }
-.qa-doc-title { font-weight: 600; overflow-wrap: anywhere; }
-.qa-doc-byline { color: var(--body-text-color-subdued); font-size: 0.9em; }
-.qa-doc-text { white-space: pre-wrap; line-height: 1.55; overflow-wrap: anywhere; }
-#qa-doc { max-height: calc(100vh - 140px); overflow-y: auto; }
-#qa-hidden { display: none !important; }
-@media (max-width: 480px) {
-  .qa-header h1 { font-size: 1.15rem; }
-  #qa-chat { height: 60vh !important; }
-}
-"""
-
-# Clicks on "Open in document" inside chat messages: remember which source, then press the
-# hidden button whose event reads it (see OPEN_DOC_JS).
-HEAD = """
-<script>
-document.addEventListener("click", (event) => {
-  const button = event.target.closest && event.target.closest("button.qa-open");
-  if (!button) return;
-  event.preventDefault();
-  event.stopPropagation();
-  window.qaDocRequest = JSON.parse(button.value);
-  document.getElementById("qa-open-doc")?.click();
-}, true);
-</script>
-"""
-OPEN_DOC_JS = """(source, start, end, spanStart, spanEnd) => window.qaDocRequest
-  ? [0, 1, 2, 3, 4].map((i) => window.qaDocRequest[i] ?? null)
-  : [source, start, end, spanStart, spanEnd]"""
-SCROLL_DOC_JS = """() => {
-  const go = () => document.getElementById("qa-doc-mark")
-    ?.scrollIntoView({block: "center", behavior: "instant"});
-  requestAnimationFrame(go); setTimeout(go, 350);
-}"""
-THEME_JS = "() => { document.body.classList.toggle('dark'); }"
 
 
 def _error(exc: Exception) -> gr.Error:
@@ -132,36 +72,6 @@ def _pieces(text: str, n: int = 8) -> Iterator[str]:
     yield text
 
 
-def source_messages(answer: qa.Answer, *, show_scores: bool) -> list[Message]:
-    """One collapsible message per citation, or per closest passage when not found."""
-    panels: list[tuple[str, qa.Passage, qa.Citation | None, float]]
-    if answer.found:
-        panels = [
-            (f"[{c.number}]", answer.passages[c.passage_rank - 1], c, c.score)
-            for c in answer.citations
-        ]
-    else:
-        closest = answer.passages[:3]
-        panels = [(f"Closest passage {p.rank}:", p, None, p.dense_score) for p in closest]
-    messages: list[Message] = []
-    for i, (label, passage, citation, score) in enumerate(panels):
-        # The first panel opens (a metadata message without status "done" is expanded), so
-        # the cited sentence is in view at once; the others stay collapsed.
-        metadata: dict[str, Any] = {"title": source_title(label, passage)}
-        if i > 0:
-            metadata["status"] = "done"
-        if show_scores:
-            metadata["log"] = f"score {score:.3f}"
-        messages.append(
-            {
-                "role": "assistant",
-                "content": source_html(passage, citation, show_score=show_scores),
-                "metadata": metadata,
-            }
-        )
-    return messages
-
-
 class QAApp:
     """The app's state: where the seeds and index are, and the rebuild in progress if any."""
 
@@ -174,7 +84,7 @@ class QAApp:
     # -- library calls -------------------------------------------------------------------
 
     def answer(self, question: str, k: int) -> qa.Answer:
-        return cached_retriever(self.index_dir).answer(question, k)
+        return qa.answer(question, k, index_dir=self.index_dir)
 
     def status(self) -> str:
         try:
@@ -219,7 +129,7 @@ class QAApp:
         """The whole document for the side panel, the cited range marked and the answer span
         in it bold; opens the panel."""
         try:
-            document = read_document(source, seeds_dir=self.seeds_dir)
+            document = qa.read_document(source, seeds_dir=self.seeds_dir)
         except Exception as exc:
             raise _error(exc) from None
         span = None
@@ -271,13 +181,9 @@ class QAApp:
             self.build_note = None
             raise _error(outcome["error"])
         stats: qa.IndexStats = outcome["stats"]
-        cached_retriever(self.index_dir)  # load the new version now, not on the next question
+        qa.cached_retriever(self.index_dir)  # load the new version now, not at the next question
         self.build_note = None
-        done = (
-            f"  \n✓ Rebuilt in {stats.seconds:.1f} s: {stats.documents_added} added, "
-            f"{stats.documents_changed} changed, {stats.documents_removed} removed "
-            f"(chunks: {stats.chunks_embedded} embedded, {stats.chunks_reused} reused)."
-        )
+        done = f"  \n✓ Rebuilt in {stats.seconds:.1f} s: {describe(stats, seconds=False)}."
         yield self.status() + done, gr.Button(interactive=True, value="Rebuild index")
 
     # -- HTTP API ------------------------------------------------------------------------
@@ -292,14 +198,14 @@ class QAApp:
     def api_search(self, query: str, k: int = DEFAULT_K) -> list[dict[str, Any]]:
         """The k best passages for a query, as JSON (text, source, start, end, score…)."""
         try:
-            return [asdict(p) for p in cached_retriever(self.index_dir).retrieve(query, int(k))]
+            return [asdict(p) for p in qa.retrieve(query, int(k), index_dir=self.index_dir)]
         except Exception as exc:
             raise _error(exc) from None
 
     def api_document(self, source: str) -> dict[str, Any]:
         """One seed document (only files inside the seeds folder) as JSON."""
         try:
-            return asdict(read_document(source, seeds_dir=self.seeds_dir))
+            return asdict(qa.read_document(source, seeds_dir=self.seeds_dir))
         except Exception as exc:
             raise _error(exc) from None
 
@@ -361,7 +267,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
         timer = gr.Timer(20)
 
         chat_inputs = [question, chatbot, k, show_scores]
-        ui: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "chat"}
+        private: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "chat"}
         gr.on(
             [question.submit, ask.click],
             app.respond,
@@ -369,11 +275,11 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             [chatbot, question],
             show_progress="hidden",
             concurrency_limit=4,
-            **ui,
+            **private,
         )
         examples.click(
             lambda sample: sample[0], examples, question, queue=False, api_visibility="private"
-        ).then(app.respond, chat_inputs, [chatbot, question], show_progress="hidden", **ui)
+        ).then(app.respond, chat_inputs, [chatbot, question], show_progress="hidden", **private)
         clear.click(
             lambda: ([], gr.Sidebar(open=False)),
             None,
@@ -385,10 +291,10 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             app.open_document,
             [doc_source, doc_start, doc_end, doc_span_start, doc_span_end],
             [doc_view, sidebar],
-            js=OPEN_DOC_JS,
+            js=ui.OPEN_DOC_JS,
             show_progress="hidden",
-            **ui,
-        ).then(None, js=SCROLL_DOC_JS)
+            **private,
+        ).then(None, js=ui.SCROLL_DOC_JS)
         rebuild.click(
             app.rebuild,
             None,
@@ -400,7 +306,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
         )
         timer.tick(app.status, None, status, show_progress="hidden", api_visibility="private")
         demo.load(app.status, None, status, show_progress="hidden", api_visibility="private")
-        theme.click(None, js=THEME_JS)
+        theme.click(None, js=ui.THEME_JS)
 
         gr_api(app.api_answer, api_name="answer", concurrency_limit=4, concurrency_id="chat")
         gr_api(app.api_search, api_name="search", concurrency_limit=4, concurrency_id="chat")
@@ -427,7 +333,7 @@ def prepare_index(seeds_dir: str, index_dir: str) -> None:
     try:
         stats = qa.build_index(seeds_dir, index_dir)
     except qa.QAError as exc:
-        if reason == "no index yet" or reason.startswith("index unreadable"):
+        if not reason.kind.index_usable:
             raise
         logger.warning("rebuild failed, serving the previous index: %s", exc)
         return
@@ -444,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         prepare_index(args.seeds, args.index)
-        cached_retriever(args.index)  # load once now, so the first question is answered warm
+        qa.cached_retriever(args.index)  # load once now: the first question is answered warm
     except qa.QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -453,8 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.launch(
         server_name=args.host,
         server_port=args.port,
-        css=CSS,
-        head=HEAD,
+        css=ui.css(),
+        head=ui.head(),
         footer_links=["api"],
         show_error=True,
         quiet=False,

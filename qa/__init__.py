@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K
+from .cache import cached_retriever
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K, AnswerSettings, SearchSettings, WatchSettings
 from .errors import (
     BuildLockedError,
     EmbedderError,
@@ -22,9 +23,13 @@ from .errors import (
     InvalidQueryError,
     QAError,
     SeedError,
+    SettingsError,
 )
-from .indexing import build_index, index_info, needs_build
-from .retrieval import Retriever, load_index
+from .index.build import build_index
+from .index.status import BuildNeed, BuildReason, index_info, needs_build
+from .ingest.chunking import Chunker
+from .ingest.viewer import read_document
+from .pipeline import Retriever, load_index
 from .types import (
     Answer,
     BuildProgress,
@@ -41,9 +46,13 @@ from .types import (
 
 __all__ = [
     "Answer",
+    "AnswerSettings",
     "BuildLockedError",
+    "BuildNeed",
     "BuildProgress",
+    "BuildReason",
     "Chunk",
+    "Chunker",
     "Citation",
     "Document",
     "EmbedderError",
@@ -58,15 +67,20 @@ __all__ = [
     "Passage",
     "QAError",
     "Retriever",
+    "SearchSettings",
     "SeedError",
     "Sentence",
+    "SettingsError",
     "SkippedSeed",
     "Span",
+    "WatchSettings",
     "answer",
     "build_index",
+    "cached_retriever",
     "index_info",
     "load_index",
     "needs_build",
+    "read_document",
     "retrieve",
 ]
 
@@ -79,8 +93,6 @@ def retrieve(
     A thin wrapper over :meth:`Retriever.retrieve`; the loaded index is cached per folder and
     reloaded when a build publishes a new version.
     """
-    from .cache import cached_retriever
-
     return cached_retriever(index_dir).retrieve(question, k)
 
 
@@ -88,6 +100,4 @@ def answer(
     question: str, k: int = DEFAULT_K, *, index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR
 ) -> Answer:
     """Answer ``question`` from the index in ``index_dir``, citing the sentences it rests on."""
-    from .cache import cached_retriever
-
     return cached_retriever(index_dir).answer(question, k)

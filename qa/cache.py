@@ -7,9 +7,9 @@ import os
 import threading
 from pathlib import Path
 
-from . import persist
 from .errors import QAError
-from .retrieval import Retriever, load_index
+from .index import persist
+from .pipeline import Retriever, load_index
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from .config import DEFAULT_EMBEDDER, DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
+from .config import (
+    DEFAULT_EMBEDDER,
+    DEFAULT_INDEX_DIR,
+    DEFAULT_K,
+    DEFAULT_SEEDS_DIR,
+    MODES,
+    Mode,
+    WatchSettings,
+)
 from .errors import QAError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -59,7 +67,8 @@ def _progress_bar() -> tuple[Callable[[Any], None], Callable[[], None]]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .indexing import build_index
+    from .formatting import describe
+    from .index.build import build_index
 
     show = not args.json and not args.quiet and sys.stderr.isatty()
     update, close = _progress_bar() if show else (None, lambda: None)
@@ -81,19 +90,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"skipped: {skipped.reason}", file=sys.stderr)
     if stats.full_rebuild_reason:
         print(f"full build: {stats.full_rebuild_reason}")
-    print(
-        f"Indexed {stats.documents} documents, {stats.chunks} chunks in {stats.seconds:.1f} s "
-        f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
-        f"{stats.documents_added} added, {stats.documents_changed} changed, "
-        f"{stats.documents_removed} removed, {stats.documents_unchanged} unchanged) "
-        f"-> {stats.index_dir}/"
-    )
+    print(f"Indexed {describe(stats)} -> {stats.index_dir}/")
     return 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .formatting import answer_to_text
-    from .retrieval import load_index
+    from .pipeline import load_index
 
     answer = load_index(args.index).answer(args.question, args.k)
     if args.json:
@@ -105,7 +108,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .formatting import passages_to_text
-    from .retrieval import load_index
+    from .pipeline import load_index
 
     passages = load_index(args.index, mode=args.mode).retrieve(args.query, args.k)
     if args.json:
@@ -116,7 +119,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .indexing import index_info
+    from .index.status import index_info
 
     info = index_info(args.index, args.seeds)
     if args.json:
@@ -144,20 +147,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .watch import watch_seeds
+    from .formatting import describe
+    from .index.watch import watch_seeds
 
     def built(stats: Any) -> None:
         if args.json:
             print(json.dumps(asdict(stats), ensure_ascii=False), flush=True)
             return
         reason = f"; full build: {stats.full_rebuild_reason}" if stats.full_rebuild_reason else ""
-        print(
-            f"{stats.built_at} {stats.documents} documents, {stats.chunks} chunks "
-            f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
-            f"{stats.documents_added} added, {stats.documents_changed} changed, "
-            f"{stats.documents_removed} removed) in {stats.seconds:.1f} s{reason}",
-            flush=True,
-        )
+        print(f"{stats.built_at} {describe(stats)}{reason}", flush=True)
         for skipped in stats.skipped:
             print(f"skipped: {skipped.reason}", file=sys.stderr, flush=True)
 
@@ -182,7 +180,6 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import calibrate, evaluate, report_markdown
-    from .retrieval import Mode
 
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
     reports = [
@@ -257,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to show (default 5)")
     p.add_argument(
         "--mode",
-        choices=("hybrid", "dense", "bm25"),
+        choices=MODES,
         default="hybrid",
         help="ranking to use (default hybrid)",
     )
@@ -279,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="index folder for DOCS (default: .qa-eval/<docs name>-<hash>)",
     )
-    p.add_argument("--mode", choices=("hybrid", "dense", "bm25", "all"), default="hybrid")
+    p.add_argument("--mode", choices=(*MODES, "all"), default="hybrid")
     p.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
     p.add_argument(
         "--no-unanswerable",
@@ -301,9 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--debounce",
         type=int,
-        default=1600,
+        default=WatchSettings().debounce_ms,
         metavar="MS",
-        help="longest time to group changes into one rebuild (default 1600 ms)",
+        help="longest time to group changes into one rebuild "
+        f"(default {WatchSettings().debounce_ms} ms)",
     )
     return parser
 

@@ -1,8 +1,17 @@
-"""Defaults shared by the pipeline stages, in one place."""
+"""Settings of every stage (frozen dataclasses) and the few true constants, in one place.
+
+Each stage takes its settings object where it is built: ``Chunker`` (chunk size and overlap,
+``qa.ingest.chunking``) and :class:`SearchSettings`/:class:`AnswerSettings` through
+``load_index``, :class:`WatchSettings` through ``watch_seeds``. The defaults below were chosen
+on the XQuAD dev split (see docs/EVALUATION.md).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from .errors import SettingsError
 
 DEFAULT_SEEDS_DIR: Final = "seeds"
 DEFAULT_INDEX_DIR: Final = "index"
@@ -20,20 +29,76 @@ MAX_SEED_BYTES: Final = 5 * 1024 * 1024
 CHUNK_SIZE: Final = 1500
 CHUNK_OVERLAP: Final = 200
 
-#: Reciprocal rank fusion constant. Cormack et al. (2009) use 60 for fusing many weak
-#: rankings; with one strong dense ranking a smaller constant keeps its top ranks apart
-#: (chosen on the XQuAD dev split, see docs/EVALUATION.md).
-RRF_K: Final = 10
-#: Weight of the BM25 ranking in the fusion when question and chunk share a language, and
-#: when they do not (cross-lingual BM25 matches only names and hurts, see docs/EVALUATION.md).
-BM25_WEIGHT: Final = 0.5
-BM25_CROSS_LANGUAGE_WEIGHT: Final = 0.0
-#: How many candidates each retriever contributes before fusion.
-CANDIDATES: Final = 50
-
-#: Weight of the latent-term cosine (the embedder's sparse head, see qa/latent.py) added to a
-#: chunk's dense score; English recall@1 on the XQuAD dev split is flat from 0.3 to 1.0.
-LATENT_WEIGHT: Final = 0.5
-
 #: 2: sentences.latent.npz (latent-term vectors) added.
 INDEX_FORMAT_VERSION: Final = 2
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MODES: Final[tuple[Mode, ...]] = ("hybrid", "dense", "bm25")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise SettingsError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """How passages are ranked (``qa.search``)."""
+
+    #: ``hybrid`` fuses the dense and BM25 rankings, ``dense`` and ``bm25`` use one alone.
+    mode: Mode = "hybrid"
+    #: How many candidates each ranking contributes before fusion.
+    candidates: int = 50
+    #: Reciprocal rank fusion constant. Cormack et al. (2009) use 60 for fusing many weak
+    #: rankings; with one strong dense ranking a smaller constant keeps its top ranks apart.
+    rrf_k: int = 10
+    #: Weight of the BM25 ranking in the fusion when question and chunk share a language, and
+    #: when they do not (cross-lingual BM25 matches only names and hurts).
+    bm25_weight: float = 0.5
+    bm25_cross_language_weight: float = 0.0
+    #: Weight of the latent-term cosine (the embedder's sparse head, see qa/embed/latent.py)
+    #: added to a chunk's dense score; English recall@1 on the dev split is flat from 0.3 to 1.
+    latent_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        _require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        _require(self.candidates >= 1, f"candidates must be at least 1, got {self.candidates}.")
+        _require(self.rrf_k >= 0, f"rrf_k must not be negative, got {self.rrf_k}.")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSettings:
+    """How the answer sentence is chosen and when the seeds are taken not to answer."""
+
+    passages: int = 3  # sentences are drawn from this many top passages
+    passage: float = 0.5  # weight of the passage's dense score (passage + best sentence cosine)
+    rank: float = 0.01  # penalty per passage rank below the first
+    kind: float = 0.05  # bonus when the sentence can hold the asked kind (date, number…), 0–1
+    overlap: float = 0.1  # weight of the share of question words found in the sentence
+    latent: float = 0.2  # weight of the latent-term match, relative to the best candidate's
+    second_margin: float = 0.01  # cite a second sentence when it scores this close to the best
+    #: Below this confidence the seeds are taken not to answer. Questions asked across
+    #: languages score systematically lower than same-language ones, so each case has its own
+    #: threshold, calibrated by `qa eval` on XQuAD: English questions on German articles for
+    #: the first, German questions for the second (see docs/EVALUATION.md).
+    threshold_cross_language: float = 0.7958
+    threshold_same_language: float = 0.8393
+
+    def __post_init__(self) -> None:
+        _require(self.passages >= 1, f"passages must be at least 1, got {self.passages}.")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """How ``qa watch`` groups file changes into rebuilds."""
+
+    #: Longest time (ms) changes are grouped into one rebuild while they keep coming.
+    debounce_ms: int = 1600
+    #: Quiet time (ms) after the last change before a rebuild starts.
+    step_ms: int = 200
+
+    def __post_init__(self) -> None:
+        _require(
+            self.debounce_ms >= 0, f"debounce_ms must not be negative, got {self.debounce_ms}."
+        )
+        _require(self.step_ms > 0, f"step_ms must be positive, got {self.step_ms}.")

@@ -12,7 +12,8 @@
     ├── IndexWriteError         the index folder cannot be created or written (not a folder,
     │                           no permission, disk full)
     ├── EvaluationError         an evaluation file is malformed
-    └── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
+    ├── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
+    └── SettingsError           a stage setting is out of range (chunk size, mode, weights)
 
 Every message says what failed, where (path or value) and what to do next.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidQueryError",
     "QAError",
     "SeedError",
+    "SettingsError",
 ]
 
 
@@ -71,3 +73,7 @@ class EvaluationError(QAError):
 
 class InvalidQueryError(QAError, ValueError):
     """A caller passed an unusable question or option."""
+
+
+class SettingsError(QAError, ValueError):
+    """A stage setting is out of range: a chunk size, a retrieval mode, a weight."""

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EvaluationError
-from .indexing import build_index
-from .retrieval import MODES, Mode, Retriever, load_index
+from .config import MODES, Mode
+from .errors import EvaluationError, SettingsError
+from .index.build import build_index
+from .pipeline import Retriever, load_index
 from .types import Answer, Passage
 
 RECALL_AT = (1, 5, 10)
@@ -233,7 +234,7 @@ def evaluate(
     0.99
     """
     if mode not in MODES:
-        raise EvaluationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+        raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
     queries = load_queries(
         queries_path,
         question_field=question_field,

@@ -1,13 +1,10 @@
-"""Formatting: answers and passages as plain text (CLI) and Markdown/HTML (chat UI)."""
+"""Plain-text formatting for the command line: answers, passages and build summaries."""
 
 from __future__ import annotations
 
-import html
-import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
-from .types import Answer, Citation, Document, IndexInfo, Passage, Span
+from .types import Answer, Citation, IndexStats, Passage
 
 
 def _snippet(text: str, limit: int = 300) -> str:
@@ -50,164 +47,16 @@ def passages_to_text(passages: Sequence[Passage]) -> str:
     return "\n".join(blocks)
 
 
-def highlight(passage_text: str, passage_start: int, citation: Citation) -> str:
-    """HTML of the passage with the cited sentence in ``<mark>`` and the span in ``<b>``."""
-    return _mark(passage_text, passage_start, citation.start, citation.end, _range(citation.span))
+def describe(stats: IndexStats, *, seconds: bool = True) -> str:
+    """What a build did, in one line (the CLI, ``qa watch`` and the app's Rebuild say this).
 
-
-# --- Chat UI rendering (HTML fragments the Gradio app puts into messages and panels) ---
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_~"})
-
-
-def _inline(text: str) -> str:
-    """Text made safe for a Markdown message: HTML escaped, emphasis characters literal."""
-    return html.escape(text, quote=False).translate(_MD_SPECIAL)
-
-
-def _range(span: Span | None) -> tuple[int, int] | None:
-    return (span.start, span.end) if span else None
-
-
-def _mark(text: str, text_start: int, start: int, end: int, span: tuple[int, int] | None) -> str:
-    """HTML of ``text`` (at file offset ``text_start``) with ``[start, end)`` in ``<mark>``.
-
-    The span (file offsets), when it lies inside the marked range, is wrapped in
-    ``<b class='qa-span'>``.
+    >>> describe(stats)                                       # doctest: +SKIP
+    '3 documents, 4 chunks in 9.1 s (4 embedded, 0 reused; 3 added, 0 changed, 0 removed)'
     """
-    s = max(0, start - text_start)
-    e = min(len(text), end - text_start)
-    if s >= e:
-        return html.escape(text)
-    sentence = text[s:e]
-    inner = html.escape(sentence)
-    if span is not None:
-        a, b = span[0] - text_start - s, span[1] - text_start - s
-        if 0 <= a < b <= len(sentence):
-            inner = (
-                html.escape(sentence[:a])
-                + "<b class='qa-span'>"
-                + html.escape(sentence[a:b])
-                + "</b>"
-                + html.escape(sentence[b:])
-            )
-    return html.escape(text[:s]) + f"<mark class='qa-cited'>{inner}</mark>" + html.escape(text[e:])
-
-
-def _byline(date: str | None, authors: Sequence[str]) -> list[str]:
-    parts = []
-    if date:
-        parts.append(date)
-    if authors:
-        parts.append(", ".join(authors))
-    return parts
-
-
-def answer_markdown(answer: Answer) -> str:
-    """The chat message for an answer: the direct answer in bold, then the quotes with ``[n]``.
-
-    When the seeds do not answer, a distinct notice that says so (the closest passages follow
-    as their own panels).
-    """
-    if not answer.found:
-        return (
-            "<div class='qa-notfound'><strong>⚠ "
-            + html.escape(answer.text)
-            + "</strong><br>The closest passages are below; none is close enough to quote.</div>"
-        )
-    text = answer.text
-    if answer.direct and text.startswith(answer.direct):
-        return f"**{_inline(answer.direct)}**{_inline(text[len(answer.direct) :])}"
-    return _inline(text)
-
-
-def source_title(label: str, passage: Passage) -> str:
-    """The one-line title of a source panel: ``[1] file · date · authors``."""
-    return " · ".join([f"{label} {passage.source}", *_byline(passage.date, passage.authors)])
-
-
-def source_html(passage: Passage, citation: Citation | None, *, show_score: bool = False) -> str:
-    """A source panel: file and metadata, the passage with the cited sentence marked, and a
-    button (``.qa-open``, its ``value`` the JSON ``[source, start, end, span start, span end]``,
-    the span's offsets ``null`` without a span) to open the document there.
-
-    Kept on one line without blank lines, so Markdown leaves the HTML alone.
-    """
-    start, end = (citation.start, citation.end) if citation else (passage.start, passage.end)
-    span = citation.span if citation else None
-    body = (
-        _mark(passage.text, passage.start, citation.start, citation.end, _range(span))
-        if citation
-        else html.escape(passage.text)
-    )
-    # File, date and authors are in the panel's title; the body adds where and how well.
-    meta = [f"<code>{html.escape(passage.source)}</code> characters {start}–{end}"]
-    if show_score:
-        scores = [f"similarity {passage.dense_score:.3f}", f"fused {passage.score:.4f}"]
-        if citation:
-            scores.append(f"sentence {citation.score:.3f}")
-        meta.append("<span class='qa-score'>" + ", ".join(scores) + "</span>")
-    # Chatbot sanitising drops data-* attributes but keeps ``value`` and ``title``.
-    where = [passage.source, start, end, span.start if span else None, span.end if span else None]
-    target = html.escape(json.dumps(where, ensure_ascii=False))
-    button = (
-        f"<button class='qa-open' type='button' value='{target}' "
-        f"title='Show this place in {html.escape(passage.source)}'>Open in document ↗</button>"
-    )
-    text = body.strip().replace("\r", "").replace("\n", "<br>")
+    took = f" in {stats.seconds:.1f} s" if seconds else ""
     return (
-        "<div class='qa-source'>"
-        f"<div class='qa-meta'>{' · '.join(meta)}</div>"
-        f"<div class='qa-passage'>{text}</div>"
-        f"<div class='qa-actions'>{button}</div>"
-        "</div>"
+        f"{stats.documents} documents, {stats.chunks} chunks{took} "
+        f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
+        f"{stats.documents_added} added, {stats.documents_changed} changed, "
+        f"{stats.documents_removed} removed)"
     )
-
-
-def document_html(
-    document: Document, start: int, end: int, span: tuple[int, int] | None = None
-) -> str:
-    """The whole document for the side panel, the range ``[start, end)`` marked with the id
-    ``qa-doc-mark`` so the page can scroll to it, and the answer span ``(start, end)`` inside
-    it in bold. Offsets are file offsets."""
-    head = [f"<div class='qa-doc-title'>{html.escape(document.source)}</div>"]
-    byline = _byline(document.date, document.authors)
-    if byline:
-        head.append(f"<div class='qa-doc-byline'>{html.escape(' · '.join(byline))}</div>")
-    body = _mark(document.body, document.body_start, start, end, span).replace(
-        "<mark class='qa-cited'>", "<mark class='qa-cited' id='qa-doc-mark'>", 1
-    )
-    return (
-        "<div class='qa-doc'>"
-        f"<div class='qa-doc-head'>{''.join(head)}</div>"
-        f"<div class='qa-doc-text'>{body}</div>"
-        "</div>"
-    )
-
-
-def _when(built_at: str) -> str:
-    try:
-        moment = datetime.fromisoformat(built_at)
-    except ValueError:
-        return built_at or "unknown time"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def status_markdown(info: IndexInfo) -> str:
-    """The status line: documents, chunks, embedder, build time, and a warning when stale."""
-    line = (
-        f"**{info.documents}** documents · **{info.chunks}** chunks · "
-        f"embedder `{info.embedder}` · built {_when(info.built_at)}"
-    )
-    if info.stale:
-        counts = [
-            f"{len(names)} {label}"
-            for label, names in (
-                ("added", info.seeds_added),
-                ("changed", info.seeds_changed),
-                ("removed", info.seeds_removed),
-            )
-            if names
-        ]
-        line += f"  \n⚠ Seeds changed since this build ({', '.join(counts)}): press **Rebuild**."
-    return line

@@ -27,9 +27,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 from .config import DEFAULT_INDEX_DIR, DEFAULT_K
-from .embedding import Embedder, get_embedder
-from .errors import InvalidQueryError
-from .retrieval import Retriever
+from .embed.embedders import Embedder, get_embedder
+from .pipeline import Retriever
+from .search.query import check_k
 from .types import Passage
 
 __all__ = ["QAEmbeddings", "QARetriever", "passage_to_document"]
@@ -69,9 +69,7 @@ class QARetriever(BaseRetriever):
     def __init__(self, **data: Any) -> None:
         # Checked before pydantic runs, so that a bad k fails at construction (not deep inside
         # a chain) with qa's own InvalidQueryError rather than a ValidationError around it.
-        k = data.get("k", DEFAULT_K)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidQueryError(f"k must be a whole number of at least 1, got {k!r}.")
+        check_k(data.get("k", DEFAULT_K))
         super().__init__(**data)
 
     def _qa_retriever(self) -> Retriever:
@@ -101,7 +99,7 @@ class QAEmbeddings(Embeddings):
     @classmethod
     def from_index(cls, index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR) -> QAEmbeddings:
         """The embeddings of the model the index in ``index_dir`` was built with."""
-        from .indexing import index_info
+        from .index.status import index_info
 
         return cls(index_info(index_dir, None).embedder)
 

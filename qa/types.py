@@ -68,7 +68,7 @@ class Passage:
     lexical_score: float = 0.0  # BM25
     date: str | None = None
     authors: tuple[str, ...] = ()
-    #: cosine similarity of the question's and the passage's latent-term vectors (qa.latent)
+    #: cosine similarity of the question's and the passage's latent-term vectors (qa.embed.latent)
     latent_score: float = 0.0
 
 
@@ -112,6 +112,10 @@ class Answer:
     passages: tuple[Passage, ...]
     direct: str | None = None
     confidence: float = 0.0
+
+    def passage_of(self, citation: Citation) -> Passage:
+        """The passage ``citation`` was taken from."""
+        return self.passages[citation.passage_rank - 1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import qa
-from qa.embedding import get_embedder, latent_head
+from qa.embed.embedders import get_embedder, latent_head
+from qa.index.reuse import package_version
 
 ROOT = Path(__file__).resolve().parents[1]
 XQUAD = Path(os.environ.get("QA_XQUAD", ROOT.parent / "shared/data/xquad_de"))
@@ -142,7 +143,7 @@ def main() -> int:
         "# Benchmarks\n\n"
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `python scripts/benchmark.py` on "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"qa {qa.indexing.package_version()}. The machines are shared: compare ratios within "
+        f"qa {package_version()}. The machines are shared: compare ratios within "
         "one run.\n"
     )
     text = header + "\n" + "\n\n".join(s.strip() for s in sections) + "\n"

@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from qa.config import MODES
 from qa.evaluation import EvalReport, calibrate, evaluate_retriever, load_queries, report_markdown
-from qa.indexing import build_index
-from qa.retrieval import MODES, load_index
+from qa.index.build import build_index
+from qa.pipeline import load_index
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Choose the sentence-scoring weights of qa.answering on the XQuAD dev split.
+"""Choose the sentence-scoring weights (qa.config.AnswerSettings) on the XQuAD dev split.
 
 The dev split is every other article (sorted by name, even positions); the weights with the best
 mean answer-sentence accuracy over English and German dev questions win, and the held-out
@@ -13,9 +13,10 @@ import itertools
 import sys
 from dataclasses import replace
 
-from qa.answering import DEFAULT_WEIGHTS, rank_sentences
+from qa.answer.sentences import rank_sentences
+from qa.config import AnswerSettings
 from qa.evaluation import load_queries
-from qa.retrieval import load_index
+from qa.pipeline import load_index
 
 
 def main(index_dir: str, queries_path: str) -> None:
@@ -32,26 +33,19 @@ def main(index_dir: str, queries_path: str) -> None:
             answer_start_field="answer_start_doc",
         )
         for q in queries:
-            cases.append((lang, q, retriever.rank(q.question, 10)))
+            cases.append((lang, q, retriever.evidence(q.question, 10)))
     grid = itertools.product((1, 2, 3), (0.0, 0.25, 0.5), (0.0, 0.05, 0.1, 0.2), (0.0, 0.1, 0.2))
     results = []
     for passages, passage, kind, overlap in grid:
         weights = replace(
-            DEFAULT_WEIGHTS, passages=passages, passage=passage, kind=kind, overlap=overlap
+            AnswerSettings(), passages=passages, passage=passage, kind=kind, overlap=overlap
         )
         hits: dict[tuple[str, bool], list[bool]] = {}
-        for lang, q, ranking in cases:
-            ranked = rank_sentences(
-                retriever,
-                q.question,
-                ranking.passages,
-                ranking.query_vector,
-                weights,
-                ranking.latent_vector,
-            )
-            ok = bool(ranked) and (
-                ranked[0].sentence.source == q.source
-                and q.answer.casefold() in ranked[0].sentence.text.casefold()
+        for lang, q, evidence in cases:
+            ranked = rank_sentences(q.question, evidence, weights)
+            best = ranked[0].evidence.sentence if ranked else None
+            ok = best is not None and (
+                best.source == q.source and q.answer.casefold() in best.text.casefold()
             )
             hits.setdefault((lang, q.source in dev_docs), []).append(ok)
         acc = {key: sum(v) / len(v) for key, v in hits.items()}

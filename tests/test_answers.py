@@ -8,9 +8,9 @@ import pytest
 from conftest import PORSCHE
 
 import qa
-from qa.answering import NO_ANSWER_THRESHOLD_CROSS_LANGUAGE, NO_ANSWER_THRESHOLD_SAME_LANGUAGE
-from qa.sentences import detect_language
-from qa.spans import find_date, find_number, find_place, question_kind
+from qa.answer.spans import find_date, find_number, find_place, question_kind
+from qa.config import AnswerSettings
+from qa.ingest.language import detect_language
 
 MEETING = "fand im November am Rande der Los Angeles Auto Show statt"
 
@@ -113,8 +113,9 @@ def test_unrelated_questions_are_not_answered(
     assert answer.text == text
     assert answer.citations == ()
     assert len(answer.passages) == len(retriever)  # the closest passages are still shown
+    settings = AnswerSettings()
     assert answer.confidence < min(
-        NO_ANSWER_THRESHOLD_CROSS_LANGUAGE, NO_ANSWER_THRESHOLD_SAME_LANGUAGE
+        settings.threshold_cross_language, settings.threshold_same_language
     )
 
 

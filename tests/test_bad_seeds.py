@@ -65,7 +65,7 @@ def bad_seeds(seeds: Path, tmp_path: Path) -> dict[str, str]:
 def test_build_skips_each_bad_seed_with_a_warning(
     seeds: Path, tmp_path: Path, bad_seeds: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="qa.documents"):
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.seeds"):
         stats = qa.build_index(seeds, tmp_path / "index")
     assert sorted((s.source, s.reason) for s in stats.skipped) == sorted(bad_seeds.items())
     assert sorted(caplog.messages) == sorted(f"skipping seed: {r}" for r in bad_seeds.values())

@@ -16,10 +16,10 @@ import pytest
 from filelock import FileLock
 
 import qa
-from qa import persist
-from qa.chunking import Chunker
 from qa.cli import main
-from qa.documents import read_seed
+from qa.index import persist
+from qa.ingest.chunking import Chunker
+from qa.ingest.seeds import read_seed
 
 HARBOUR = "en/harbour_bridge.md"
 NEW_FACT = "\nThe bridge was painted green in 2019 by the firm Nordmaler.\n"
@@ -28,7 +28,7 @@ QUESTION = "Which firm painted the bridge green?"
 # Runs one build in a child process that SIGKILLs itself at the named checkpoint.
 KILL_SCRIPT = """
 import os, signal, sys
-from qa import persist
+from qa.index import persist
 import qa
 
 point = sys.argv[3]
@@ -44,7 +44,7 @@ qa.build_index(sys.argv[1], sys.argv[2])
 # Pauses a child build at the named checkpoint (after touching a marker) until it is killed.
 PAUSE_SCRIPT = """
 import pathlib, sys, time
-from qa import persist
+from qa.index import persist
 import qa
 
 point, marker = sys.argv[3], pathlib.Path(sys.argv[4])
@@ -122,7 +122,7 @@ def test_second_build_waits_for_the_first(
     results: list[qa.IndexStats] = []
     lock = FileLock(str(index / ".lock"))
     lock.acquire()
-    with caplog.at_level(logging.WARNING, logger="qa.indexing"):
+    with caplog.at_level(logging.WARNING, logger="qa.index.build"):
         waiter = threading.Thread(target=lambda: results.append(qa.build_index(seeds, index)))
         waiter.start()
         time.sleep(1.0)

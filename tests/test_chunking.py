@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import PORSCHE, SEEDS
 
-from qa.chunking import Chunker
-from qa.documents import read_seed
-from qa.sentences import sentence_spans
+from qa.ingest.chunking import Chunker
+from qa.ingest.seeds import read_seed
+from qa.ingest.sentences import sentence_spans
 from qa.types import Document
 
 XQUAD_DOCS = Path("/work/shared/data/xquad_de/docs")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from conftest import PORSCHE, SEEDS
 
-from qa import documents
-from qa.documents import iter_seed_paths, parse_metadata, read_seed, scan_seeds
 from qa.errors import SeedError
+from qa.ingest import seeds as documents
+from qa.ingest.seeds import iter_seed_paths, parse_metadata, read_seed, scan_seeds
 
 METADATA_LINE = " date 2022-03 Von William Boston und Tim Higgins"
 
@@ -149,7 +149,7 @@ def test_scan_skips_bad_seeds_and_reports_them(
 ) -> None:
     (tmp_path / "good.txt").write_text("Ein guter Satz.", encoding="utf-8")
     (tmp_path / "leer.md").write_bytes(b"")
-    with caplog.at_level("WARNING", logger="qa.documents"):
+    with caplog.at_level("WARNING", logger="qa.ingest.seeds"):
         scan = scan_seeds(tmp_path)
     assert caplog.messages == ["skipping seed: Seed leer.md is empty; add text or remove the file."]
     assert [d.source for d in scan.documents] == ["good.txt"]

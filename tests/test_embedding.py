@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from qa.embedding import Embedder, get_embedder
+from qa.embed.embedders import Embedder, get_embedder
 from qa.errors import EmbedderError
 
 MEETING = (
@@ -151,7 +151,7 @@ _OFFLINE_PROBE = textwrap.dedent(
         raise OSError("network disabled by the test")
     socket.socket.connect = refuse
     socket.create_connection = refuse
-    from qa.embedding import get_embedder
+    from qa.embed.embedders import get_embedder
     from qa.errors import EmbedderError
     out = []
     for spec in sys.argv[1:]:

@@ -1,4 +1,4 @@
-"""qa.formatting's chat-UI rendering: marks, panels, the document view and the status line."""
+"""qa.ui.render's chat-UI rendering: marks, panels, the document view and the status line."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ import re
 from pathlib import Path
 
 import qa
-from qa.formatting import (
+from qa.formatting import answer_to_text
+from qa.ingest.viewer import read_document
+from qa.ui.render import (
     answer_markdown,
-    answer_to_text,
     document_html,
     highlight,
     source_html,
     source_title,
     status_markdown,
 )
-from qa.viewer import read_document
 
 PORSCHE = "000_2e679b4798c0fccf.txt"
 MEETING = "fand im November am Rande der Los Angeles Auto Show statt"

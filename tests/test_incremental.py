@@ -11,10 +11,10 @@ import pytest
 from conftest import PORSCHE
 
 import qa
-from qa import persist
-from qa.chunking import Chunker
 from qa.cli import main
-from qa.documents import read_seed
+from qa.index import persist
+from qa.ingest.chunking import Chunker
+from qa.ingest.seeds import read_seed
 from qa.types import BuildProgress
 
 HARBOUR = "en/harbour_bridge.md"
@@ -87,7 +87,7 @@ def test_unchanged_rebuild_embeds_nothing_and_writes_no_version(seeds: Path, ind
     assert calls == []
     assert live(index) == before
     assert versions(index) == {before}
-    assert stats.built_at == first_manifest["built_at"]
+    assert stats.built_at == first_manifest.built_at
 
 
 def test_edit_reembeds_only_that_document(seeds: Path, index: Path) -> None:
@@ -186,7 +186,9 @@ def test_chunker_change_forces_full_rebuild(seeds: Path, index: Path) -> None:
         f"chunk_size {default.chunk_size} -> 300)"
     )
     assert counts(stats) == (0, 0, 0, 3, total_chunks(seeds, small), 0)
-    assert persist.read_manifest(persist.current_version(index))["chunker"] == small.settings
+    assert (
+        persist.read_manifest(persist.current_version(index)).to_json()["chunker"] == small.settings
+    )
     # The same small settings again: incremental, nothing to embed.
     again = qa.build_index(seeds, index, chunker=small)
     assert counts(again) == (0, 0, 0, 3, 0, total_chunks(seeds, small))
@@ -242,7 +244,7 @@ def test_only_live_and_replaced_versions_are_kept(seeds: Path, index: Path) -> N
         names.append(live(index))
     assert len(set(names)) == 4
     assert versions(index) == {names[-1], names[-2]}
-    assert persist.read_manifest(index / names[-1])["replaces"] == names[-2]
+    assert persist.read_manifest(index / names[-1]).replaces == names[-2]
 
 
 def test_cli_build_json_reports_the_counts(

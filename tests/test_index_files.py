@@ -16,9 +16,9 @@ import pytest
 from conftest import PORSCHE, SEEDS
 
 import qa
-from qa.chunking import Chunker
 from qa.config import INDEX_FORMAT_VERSION
 from qa.errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundError
+from qa.ingest.chunking import Chunker
 
 VERSION_FILES = {
     "manifest.json",
@@ -204,7 +204,8 @@ def test_bad_manifest_is_named(index_copy: Path, content: str) -> None:
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
     assert re.fullmatch(
-        rf"Index file {re.escape(str(path))} (is not valid JSON \(.*\)|lacks required fields); "
+        rf"Index file {re.escape(str(path))} (is not valid JSON \(.*\)|lacks required fields "
+        r"\((the top level is not a JSON object|format_version is missing)\)); "
         r"run `qa build` to rebuild( the index)?\.",
         str(caught.value),
     ), str(caught.value)

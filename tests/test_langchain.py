@@ -17,7 +17,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 
 import qa
-from qa.embedding import get_embedder
+from qa.embed.embedders import get_embedder
 from qa.errors import IndexNotFoundError, InvalidQueryError
 from qa.integrations import QAEmbeddings, QARetriever, passage_to_document
 

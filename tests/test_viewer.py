@@ -1,4 +1,4 @@
-"""qa.viewer: only seed files inside the seeds folder can be read for display."""
+"""qa.ingest.viewer: only seed files inside the seeds folder can be read for display."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa.viewer import read_document, resolve_seed
+from qa.ingest.viewer import read_document, resolve_seed
 
 PORSCHE = "000_2e679b4798c0fccf.txt"
 

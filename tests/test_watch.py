@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 import qa
-from qa import cache, persist
+from qa import cache
+from qa.index import persist
+from qa.index.watch import watch_seeds
 from qa.types import Answer, IndexStats
-from qa.watch import watch_seeds
 
 HARBOUR = "en/harbour_bridge.md"
 OPENED = "When did the Lindholm Harbour Bridge open?"

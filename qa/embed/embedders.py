@@ -12,8 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from .config import DEFAULT_EMBEDDER
-from .errors import EmbedderError
+from ..config import DEFAULT_EMBEDDER
+from ..errors import EmbedderError
 from .latent import LatentVectors
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class LatentEmbedder(Protocol):
-    """An embedder that also has a sparse "latent terms" head (see :mod:`qa.latent`)."""
+    """An embedder that also has a sparse "latent terms" head (see :mod:`qa.embed.latent`)."""
 
     @property
     def latent_name(self) -> str: ...

@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
-from .types import Span
+from ..types import Span
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def _number_scores(sentence: str, question: str) -> list[tuple[float, re.Match[s
     Mitarbeiter") fits best; for "how tall/long/much…" one with a unit fits better than a
     bare count; digits fit better than number words.
     """
-    from .lexical import tokenize
+    from ..search.lexical import tokenize
 
     asked = {m.group(0).lower() for m in _NUMBER.finditer(question)}
     q_tokens = set(tokenize(question, ("de", "en")))

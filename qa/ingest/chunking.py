@@ -8,8 +8,9 @@ from typing import Any
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from .config import CHUNK_OVERLAP, CHUNK_SIZE
-from .types import Chunk, Document
+from ..config import CHUNK_OVERLAP, CHUNK_SIZE
+from ..errors import SettingsError
+from ..types import Chunk, Document
 
 #: A period after these does not end a sentence: one letter or digit ("z. B.", "E. Golovin",
 #: "am 2. März"), a two-digit day ("am 12. März") and common German/English abbreviations.
@@ -42,9 +43,14 @@ class Chunker:
 
     def __post_init__(self) -> None:
         if self.chunk_size <= 0:
-            raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
+            raise SettingsError(
+                f"chunk_size must be positive, got {self.chunk_size}; pass a size in characters."
+            )
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}")
+            raise SettingsError(
+                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}; "
+                "pass an overlap smaller than the chunk size."
+            )
 
     @property
     def settings(self) -> dict[str, Any]:

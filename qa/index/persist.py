@@ -25,7 +25,7 @@ killed builds go then too. No file is ever unpickled.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import os
 import secrets
@@ -34,12 +34,14 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from .errors import IndexCorruptError, IndexNotFoundError
-from .latent import LatentVectors
+from ..embed.latent import LatentVectors
+from ..errors import IndexCorruptError, IndexNotFoundError
+from ..ingest.seeds import file_sha256
+from ..types import Chunk, Sentence
+from .manifest import FileRecord, Manifest
 from .store import VectorStore
-from .types import Chunk, Sentence
 
 CURRENT = "CURRENT"
 LOCK = ".lock"
@@ -69,7 +71,7 @@ class StoredIndex:
     """One index version, read from disk and checked."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     chunks: tuple[Chunk, ...]
     sentences: tuple[Sentence, ...]
     chunk_store: VectorStore
@@ -94,14 +96,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
@@ -120,14 +114,17 @@ def new_version_dir(index_dir: Path) -> Path:
 
 def write_version(
     path: Path,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     chunks: list[Chunk],
     sentences: list[Sentence],
     chunk_store: VectorStore,
     sentence_store: VectorStore,
     sentence_latent: LatentVectors,
-) -> None:
-    """Write every file of a version folder, then its manifest with the files' checksums."""
+) -> Manifest:
+    """Write every file of a version folder, then its manifest with the files' checksums.
+
+    Returns the manifest as written (with its ``files``).
+    """
     _write_jsonl(
         path / CHUNKS,
         [{"source": c.source, "start": c.start, "end": c.end, "text": c.text} for c in chunks],
@@ -143,13 +140,15 @@ def write_version(
     files = {}
     for name in _FILES:
         _fsync_file(path / name)
-        files[name] = {"bytes": (path / name).stat().st_size, "sha256": file_sha256(path / name)}
-    manifest = {**manifest, "files": files}
+        files[name] = FileRecord((path / name).stat().st_size, file_sha256(path / name))
+    manifest = dataclasses.replace(manifest, files=files)
     tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False)
+    tmp.write_text(text + "\n", encoding="utf-8")
     _fsync_file(tmp)
     os.replace(tmp, path / MANIFEST)
     _fsync_dir(path)
+    return manifest
 
 
 def publish(index_dir: Path, version: Path) -> None:
@@ -226,10 +225,10 @@ def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
     return rows
 
 
-def read_manifest(version: Path) -> dict[str, Any]:
+def read_manifest(version: Path) -> Manifest:
     path = version / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise IndexCorruptError(
             f"Index file {path} is missing; run `qa build` to rebuild the index."
@@ -238,32 +237,10 @@ def read_manifest(version: Path) -> dict[str, Any]:
         raise IndexCorruptError(
             f"Index file {path} is not valid JSON ({exc}); run `qa build` to rebuild."
         ) from exc
-    if not _manifest_ok(manifest):
-        raise IndexCorruptError(
-            f"Index file {path} lacks required fields; run `qa build` to rebuild the index."
-        )
-    return cast(dict[str, Any], manifest)
+    return Manifest.from_json(data, path)
 
 
-def _manifest_ok(manifest: Any) -> bool:
-    if not isinstance(manifest, dict):
-        return False
-    embedder, files, documents = (manifest.get(k) for k in ("embedder", "files", "documents"))
-    return (
-        isinstance(embedder, dict)
-        and isinstance(embedder.get("name"), str)
-        and isinstance(embedder.get("dimension"), int)
-        and isinstance(files, dict)
-        and all(isinstance(f, dict) for f in files.values())
-        and isinstance(documents, list)
-        and all(
-            isinstance(d, dict) and isinstance(d.get("source"), str) and "sha256" in d
-            for d in documents
-        )
-    )
-
-
-def _check_file(version: Path, name: str, expected: dict[str, Any]) -> None:
+def _check_file(version: Path, name: str, expected: FileRecord | None) -> None:
     path = version / name
     try:
         size = path.stat().st_size
@@ -273,10 +250,11 @@ def _check_file(version: Path, name: str, expected: dict[str, Any]) -> None:
             f"Index file {path} is missing or unreadable ({exc.strerror or exc}); "
             "run `qa build` to rebuild."
         ) from exc
-    if size != expected.get("bytes") or digest != expected.get("sha256"):
+    if expected is None or size != expected.bytes or digest != expected.sha256:
+        wanted = "no entry" if expected is None else f"expected {expected.bytes}"
         raise IndexCorruptError(
             f"Index file {path} does not match its checksum in {MANIFEST} "
-            f"({size} bytes, expected {expected.get('bytes')}); it is truncated or was "
+            f"({size} bytes, {wanted}); it is truncated or was "
             "changed. Run `qa build` to rebuild the index."
         )
 
@@ -284,9 +262,8 @@ def _check_file(version: Path, name: str, expected: dict[str, Any]) -> None:
 def read_version(version: Path) -> StoredIndex:
     """Load and verify one version folder; every problem raises an error naming the file."""
     manifest = read_manifest(version)
-    files = manifest["files"]
     for name in _FILES:
-        _check_file(version, name, files.get(name, {}))
+        _check_file(version, name, manifest.files.get(name))
     chunks = _read_jsonl(version / CHUNKS, Chunk)
     sentences = _read_jsonl(version / SENTENCES, Sentence)
     chunk_store = VectorStore.load(version / CHUNK_VECTORS)
@@ -297,7 +274,7 @@ def read_version(version: Path) -> StoredIndex:
             f"Index file {version / SENTENCE_LATENT} holds {len(sentence_latent)} rows, but the "
             f"index has {len(sentences)} sentences; run `qa build` to rebuild."
         )
-    dimension = int(manifest["embedder"]["dimension"])
+    dimension = manifest.settings.embedder.dimension
     for name, store, rows in (
         (CHUNK_VECTORS, chunk_store, chunks),
         (SENTENCE_VECTORS, sentence_store, sentences),

@@ -1,0 +1,1 @@
+"""Embedding stage: dense vectors and latent-term vectors of questions and passages."""

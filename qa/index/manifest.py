@@ -1,0 +1,341 @@
+"""The index manifest as typed records: what a version holds, how it was built, its files.
+
+``manifest.json`` is written by :meth:`Manifest.to_json` and read back only through
+:meth:`Manifest.from_json`, which checks every field and names the first one that is missing
+or of the wrong type; nothing is defaulted silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import INDEX_FORMAT_VERSION
+from ..errors import IndexCorruptError
+from ..types import SkippedSeed
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A model that made the index's vectors: its name and the size of its vectors."""
+
+    name: str
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkerRecord:
+    """The chunker's settings (a change forces a full rebuild)."""
+
+    splitter: str
+    chunk_size: int
+    chunk_overlap: int
+    separators: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceSplitterRecord:
+    splitter: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildSettings:
+    """Everything a build's vectors depend on; vectors are reused only under equal settings."""
+
+    format_version: int
+    embedder: ModelRecord
+    latent: ModelRecord | None
+    chunker: ChunkerRecord
+    sentences: SentenceSplitterRecord
+    package_version: str
+
+    def change_from(self, old: BuildSettings) -> str | None:
+        """Why vectors built under ``old`` cannot serve these settings, or ``None``."""
+        if old.format_version != self.format_version:
+            return f"index format changed (version {old.format_version} -> {self.format_version})"
+        if old.embedder != self.embedder:
+            if old.embedder.name == self.embedder.name:
+                return (
+                    f"embedder {self.embedder.name} changed dimension "
+                    f"({old.embedder.dimension} -> {self.embedder.dimension})"
+                )
+            return f"embedder changed ({old.embedder.name} -> {self.embedder.name})"
+        if old.latent != self.latent:
+            return "latent-term head changed"
+        if old.chunker != self.chunker:
+            details = []
+            for name in ("chunk_overlap", "chunk_size", "separators", "splitter"):
+                before, after = getattr(old.chunker, name), getattr(self.chunker, name)
+                if before != after:
+                    details.append(
+                        "separators changed"
+                        if name == "separators"
+                        else f"{name} {before} -> {after}"
+                    )
+            return f"chunker settings changed ({', '.join(details)})"
+        if old.sentences != self.sentences:
+            return "sentence splitter settings changed"
+        if old.package_version != self.package_version:
+            # Another qa release may chunk or split sentences differently under the same settings.
+            return f"qa version changed ({old.package_version} -> {self.package_version})"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    """One indexed document: where it is, its content hash and metadata, how much it holds."""
+
+    source: str
+    sha256: str
+    chars: int
+    body_start: int
+    date: str | None
+    authors: tuple[str, ...]
+    language: str
+    chunks: int
+    sentences: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One file of a version folder: its size and checksum."""
+
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    documents: int
+    chunks: int
+    sentences: int
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """``manifest.json`` of one index version."""
+
+    settings: BuildSettings
+    built_at: str
+    build_seconds: float
+    #: The version this one replaced (kept for readers that opened it just before the swap).
+    replaces: str | None
+    documents: tuple[DocumentRecord, ...]
+    skipped: tuple[SkippedSeed, ...]
+    #: sha256 of each skipped seed that could be read, so an unchanged bad seed is not news.
+    skipped_sha256: Mapping[str, str]
+    counts: Counts
+    #: Filled in when the version's files are written (see ``persist.write_version``).
+    files: Mapping[str, FileRecord] = field(default_factory=dict)
+
+    @property
+    def document_hashes(self) -> dict[str, str]:
+        """sha256 of each indexed document, by source."""
+        return {d.source: d.sha256 for d in self.documents}
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "format_version": s.format_version,
+            "embedder": _model_json(s.embedder),
+            "latent": None if s.latent is None else _model_json(s.latent),
+            "chunker": {
+                "splitter": s.chunker.splitter,
+                "chunk_size": s.chunker.chunk_size,
+                "chunk_overlap": s.chunker.chunk_overlap,
+                "separators": list(s.chunker.separators),
+            },
+            "sentences": {
+                "splitter": s.sentences.splitter,
+                "languages": list(s.sentences.languages),
+            },
+            "package_version": s.package_version,
+            "built_at": self.built_at,
+            "build_seconds": self.build_seconds,
+            "replaces": self.replaces,
+            "documents": [
+                {
+                    "source": d.source,
+                    "sha256": d.sha256,
+                    "chars": d.chars,
+                    "body_start": d.body_start,
+                    "date": d.date,
+                    "authors": list(d.authors),
+                    "language": d.language,
+                    "chunks": d.chunks,
+                    "sentences": d.sentences,
+                }
+                for d in self.documents
+            ],
+            "skipped": [{"source": k.source, "reason": k.reason} for k in self.skipped],
+            "skipped_sha256": dict(self.skipped_sha256),
+            "counts": {
+                "documents": self.counts.documents,
+                "chunks": self.counts.chunks,
+                "sentences": self.counts.sentences,
+            },
+            "files": {
+                name: {"bytes": f.bytes, "sha256": f.sha256} for name, f in self.files.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: object, path: Path) -> Manifest:
+        """Check and convert the parsed ``manifest.json`` at ``path``.
+
+        Raises :class:`IndexCorruptError` naming the file and the first bad field.
+        """
+        m = _Fields(data, "", path)
+        settings = BuildSettings(
+            format_version=m.whole("format_version"),
+            embedder=_model(m.sub("embedder")),
+            latent=None if m.is_null("latent") else _model(m.sub("latent")),
+            chunker=_chunker(m.sub("chunker")),
+            sentences=_splitter(m.sub("sentences")),
+            package_version=m.text("package_version"),
+        )
+        return cls(
+            settings=settings,
+            built_at=m.text("built_at"),
+            build_seconds=m.number("build_seconds"),
+            replaces=m.opt_text("replaces"),
+            documents=tuple(_document(d) for d in m.items("documents")),
+            skipped=tuple(
+                SkippedSeed(k.text("source"), k.text("reason")) for k in m.items("skipped")
+            ),
+            skipped_sha256=m.text_map("skipped_sha256"),
+            counts=_counts(m.sub("counts")),
+            files={
+                name: FileRecord(f.whole("bytes"), f.text("sha256"))
+                for name, f in m.sub("files").entries()
+            },
+        )
+
+
+def new_settings(
+    *,
+    embedder: ModelRecord,
+    latent: ModelRecord | None,
+    chunker: Mapping[str, Any],
+    package_version: str,
+) -> BuildSettings:
+    """The :class:`BuildSettings` of this qa for an embedder and a chunker's settings."""
+    return BuildSettings(
+        format_version=INDEX_FORMAT_VERSION,
+        embedder=embedder,
+        latent=latent,
+        chunker=ChunkerRecord(
+            splitter=str(chunker["splitter"]),
+            chunk_size=int(chunker["chunk_size"]),
+            chunk_overlap=int(chunker["chunk_overlap"]),
+            separators=tuple(chunker["separators"]),
+        ),
+        sentences=SentenceSplitterRecord("pysbd", ("de", "en")),
+        package_version=package_version,
+    )
+
+
+def _model_json(model: ModelRecord) -> dict[str, Any]:
+    return {"name": model.name, "dimension": model.dimension}
+
+
+def _model(f: _Fields) -> ModelRecord:
+    return ModelRecord(f.text("name"), f.whole("dimension"))
+
+
+def _chunker(f: _Fields) -> ChunkerRecord:
+    return ChunkerRecord(
+        f.text("splitter"), f.whole("chunk_size"), f.whole("chunk_overlap"), f.texts("separators")
+    )
+
+
+def _splitter(f: _Fields) -> SentenceSplitterRecord:
+    return SentenceSplitterRecord(f.text("splitter"), f.texts("languages"))
+
+
+def _counts(f: _Fields) -> Counts:
+    return Counts(f.whole("documents"), f.whole("chunks"), f.whole("sentences"))
+
+
+def _document(f: _Fields) -> DocumentRecord:
+    return DocumentRecord(
+        source=f.text("source"),
+        sha256=f.text("sha256"),
+        chars=f.whole("chars"),
+        body_start=f.whole("body_start"),
+        date=f.opt_text("date"),
+        authors=f.texts("authors"),
+        language=f.text("language"),
+        chunks=f.whole("chunks"),
+        sentences=f.whole("sentences"),
+    )
+
+
+class _Fields:
+    """Typed access to one JSON object of the manifest; errors name the field's path."""
+
+    def __init__(self, data: object, where: str, path: Path) -> None:
+        self._path = path
+        self._where = where
+        if not isinstance(data, dict):
+            raise self._error(where or "the top level", "is not a JSON object")
+        self._data: dict[str, Any] = data
+
+    def _error(self, name: str, problem: str) -> IndexCorruptError:
+        return IndexCorruptError(
+            f"Index file {self._path} lacks required fields ({name} {problem}); "
+            "run `qa build` to rebuild the index."
+        )
+
+    def _get(self, key: str, kinds: tuple[type, ...], what: str) -> Any:
+        name = f"{self._where}{key}"
+        if key not in self._data:
+            raise self._error(name, "is missing")
+        value = self._data[key]
+        # bool is an int in Python but never a valid count or size here.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise self._error(name, f"is not {what}")
+        return value
+
+    def text(self, key: str) -> str:
+        value: str = self._get(key, (str,), "a string")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        value: str | None = self._get(key, (str, type(None)), "a string or null")
+        return value
+
+    def whole(self, key: str) -> int:
+        value: int = self._get(key, (int,), "a whole number")
+        return value
+
+    def number(self, key: str) -> float:
+        return float(self._get(key, (int, float), "a number"))
+
+    def is_null(self, key: str) -> bool:
+        return self._get(key, (dict, type(None)), "an object or null") is None
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self._get(key, (dict,), "an object"), f"{self._where}{key}.", self._path)
+
+    def items(self, key: str) -> list[_Fields]:
+        rows = self._get(key, (list,), "a list")
+        return [_Fields(row, f"{self._where}{key}[{i}].", self._path) for i, row in enumerate(rows)]
+
+    def entries(self) -> list[tuple[str, _Fields]]:
+        return [(k, _Fields(v, f"{self._where}{k}.", self._path)) for k, v in self._data.items()]
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        values = self._get(key, (list,), "a list")
+        if not all(isinstance(v, str) for v in values):
+            raise self._error(f"{self._where}{key}", "holds a value that is not a string")
+        return tuple(values)
+
+    def text_map(self, key: str) -> dict[str, str]:
+        values = self._get(key, (dict,), "an object")
+        if not all(isinstance(v, str) for v in values.values()):
+            raise self._error(f"{self._where}{key}", "holds a value that is not a string")
+        return dict(values)

@@ -1,0 +1,106 @@
+"""First step of a build: read the seeds, compare them with the live index, chunk what is new."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..embed.embedders import Embedder
+from ..ingest.chunking import Chunker
+from ..ingest.language import detect_language
+from ..ingest.seeds import SeedScan, scan_seeds
+from ..ingest.sentences import split_sentences
+from ..types import Chunk, Document, Sentence
+from .manifest import BuildSettings
+from .reuse import Previous, previous, settings_of
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """How the seeds differ from the live index, by source name and sha256.
+
+    A renamed file counts as one removed and one added document (its vectors are reused).
+    """
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+    @classmethod
+    def between(cls, old: dict[str, str], new: dict[str, str]) -> Changes:
+        return cls(
+            added=sum(s not in old for s in new),
+            changed=sum(s in old and old[s] != h for s, h in new.items()),
+            removed=sum(s not in new for s in old),
+            unchanged=sum(old.get(s) == h for s, h in new.items()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentWork:
+    """One new document content to embed: its chunks and sentences."""
+
+    document: Document
+    chunks: tuple[Chunk, ...]
+    sentences: tuple[Sentence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPlan:
+    """What a build will do: the seeds read, what of the live index stays, what to embed."""
+
+    index_path: Path
+    scan: SeedScan
+    settings: BuildSettings
+    previous: Previous
+    changes: Changes
+    #: Language of each scanned document, by source (detected once per build).
+    languages: dict[str, str]
+    #: Each distinct new content once; empty when the index is up to date.
+    work: tuple[DocumentWork, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the live index already is exactly what this build would write."""
+        prev, scan = self.previous, self.scan
+        if prev.reason is not None or prev.manifest is None:
+            return False
+        return (
+            prev.documents == {d.source: d.sha256 for d in scan.documents}
+            and prev.manifest.skipped == scan.skipped
+            and prev.manifest.skipped_sha256 == scan.skipped_hashes
+        )
+
+
+def plan_build(
+    seeds_path: Path, index_path: Path, embedder: Embedder, chunker: Chunker, *, full: bool
+) -> BuildPlan:
+    """Scan the seeds and decide what to reuse and what to chunk and embed anew."""
+    scan = scan_seeds(seeds_path)
+    settings = settings_of(embedder, chunker)
+    prev = previous(index_path, settings, full=full)
+    languages = {doc.source: detect_language(doc.body[:2000]) for doc in scan.documents}
+    plan = BuildPlan(
+        index_path=index_path,
+        scan=scan,
+        settings=settings,
+        previous=prev,
+        changes=Changes.between(prev.documents, {d.source: d.sha256 for d in scan.documents}),
+        languages=languages,
+        work=(),
+    )
+    if plan.up_to_date:
+        return plan
+    work: list[DocumentWork] = []
+    planned = set(prev.reusable)
+    for doc in scan.documents:
+        if doc.sha256 in planned:
+            continue
+        planned.add(doc.sha256)
+        sentences = split_sentences(
+            doc.text, doc.source, doc.body_start, language=languages[doc.source]
+        )
+        work.append(DocumentWork(doc, tuple(chunker.split(doc)), tuple(sentences)))
+    return dataclasses.replace(plan, work=tuple(work))

@@ -1,0 +1,1 @@
+"""Search stage: rank passages for a question and gather the evidence answering reads."""
