@@ -1,0 +1,1 @@
+"""Ingest stage: seed files to documents, chunks and sentences."""
