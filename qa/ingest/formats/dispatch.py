@@ -39,6 +39,13 @@ _NAMES: Final[dict[Kind, str]] = {
     "docx": "a Word .docx document",
     "html": "an HTML page",
 }
+_PLURALS: Final[dict[Kind, str]] = {
+    "text": "text files",
+    "markdown": "Markdown files",
+    "pdf": "PDFs",
+    "docx": "Word documents",
+    "html": "HTML pages",
+}
 
 
 def kind_of(data: bytes, source: str) -> Kind:
@@ -114,6 +121,6 @@ def extract(data: bytes, source: str) -> Extraction:
     if len(data) > MAX_BYTES[kind]:
         raise SeedError(
             f"Seed {source} is {len(data):,} bytes, over the {MAX_BYTES[kind]:,}-byte limit for "
-            f"{_NAMES[kind]}s; split it into smaller files."
+            f"{_PLURALS[kind]}; split it into smaller files."
         )
     return _reader(kind)(data, source)

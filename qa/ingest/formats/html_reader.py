@@ -109,6 +109,12 @@ def read_html(data: bytes, source: str) -> Extraction:
         raise SeedError(
             f"Seed {source} cannot be parsed as HTML ({exc}); save the page again or as .txt."
         ) from exc
+    elements = sum(1 for _ in tree.iter())
+    if elements > MAX_HTML_ELEMENTS:
+        raise SeedError(
+            f"Seed {source} has {elements:,} HTML elements, over the {MAX_HTML_ELEMENTS:,} "
+            "limit; save the article alone or as .txt."
+        )
     title, authors, date = _head_metadata(tree)
     # trafilatura drops navigation, scripts, styles, footers and boilerplate; its tree is
     # small and regular (head, p, list/item, table/row/cell, quote, code).
@@ -119,7 +125,6 @@ def read_html(data: bytes, source: str) -> Extraction:
         include_images=False,
         include_links=False,
         with_metadata=False,
-        max_tree_size=MAX_HTML_ELEMENTS,
     )
     body = getattr(result, "body", None)
     blocks = _main_blocks(body) if body is not None else []

@@ -30,8 +30,9 @@ MAX_DOCX_UNCOMPRESSED: Final = 200 * 1024 * 1024
 MAX_ZIP_RATIO: Final = 200
 MAX_ZIP_MEMBERS: Final = 10_000
 
-#: HTML element count handed to trafilatura (``max_tree_size``); libxml2 itself caps nesting
-#: at 256 levels, so a pathologically deep page cannot recurse without bound.
+#: A page with more elements is refused before main-content extraction (a long news page has
+#: a few thousand); libxml2 itself caps nesting at 256 levels, so a pathologically deep page
+#: cannot make trafilatura recurse without bound.
 MAX_HTML_ELEMENTS: Final = 500_000
 
 #: YAML front matter longer than this is not metadata; it is read as text.
