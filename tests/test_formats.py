@@ -226,6 +226,41 @@ def test_pdf_table_row_box_covers_its_cells(pdf: Extraction) -> None:
     assert 110 < top < bottom < 200
 
 
+def test_pdf_running_headers_page_numbers_and_a_sentence_over_a_page_break() -> None:
+    body = [
+        [
+            "Der Konzern legt seinen Bericht vor. Der Umsatz des Konzerns",
+            "stieg im vergangenen Jahr nach eigenen Angaben um zwölf auf",
+        ],
+        ["Milliarden Euro, wie der Vorstand in Stuttgart mitteilte.", "Danach kam nichts."],
+        ["Seite drei beginnt mit einem ganzen Satz.", "Und endet auch so."],
+        ["Die letzte Seite.", "Ende."],
+    ]
+    pdf = _fpdf()
+    pdf.set_font("DejaVu", "", SIZE)
+    for number, lines in enumerate(body, start=1):
+        pdf.add_page()
+        pdf.text(LEFT, 40, "Jahresbericht 2022")
+        pdf.text(460, 40, f"Seite {number}")
+        for row, line in enumerate(lines):
+            pdf.text(LEFT, 100 + 14 * row, line)
+        pdf.text(290, 800, str(number))
+    extraction = extract(_output(pdf), "bericht.pdf")
+    assert extraction.text == (
+        "Der Konzern legt seinen Bericht vor. Der Umsatz des Konzerns stieg im vergangenen Jahr "
+        "nach eigenen Angaben um zwölf auf Milliarden Euro, wie der Vorstand in Stuttgart "
+        "mitteilte. Danach kam nichts.\n\n"
+        "Seite drei beginnt mit einem ganzen Satz. Und endet auch so.\n\n"
+        "Die letzte Seite. Ende."
+    )
+    start, _ = span(extraction, "Der Umsatz des Konzerns stieg")
+    assert [box[0] for box in extraction.boxes(start, extraction.text.index("Danach"))] == [
+        1,
+        1,
+        2,
+    ]
+
+
 @pytest.mark.parametrize(
     ("before", "after", "joined"),
     [

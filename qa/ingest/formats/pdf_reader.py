@@ -6,14 +6,15 @@ import ctypes
 import logging
 import time
 import unicodedata
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ...errors import SeedError
 from .extraction import Extraction
 from .limits import MAX_PDF_PAGE_CHARS, MAX_PDF_PAGES, MAX_PDF_SECONDS
 from .metadata import clean_title, normalise_date, read_xmp, split_authors
-from .pdf_layout import Char, Flows, page_lines
-from .pdf_text import TextBuilder
+from .pdf_layout import Char, Flows, Line, page_lines
+from .pdf_text import RunningLines, TextBuilder
 from .pdfium_doc import open_pdf
 
 if TYPE_CHECKING:
@@ -98,13 +99,20 @@ def read_pdf(data: bytes, source: str) -> Extraction:
                 "split it into smaller files."
             )
         info = pdf.get_metadata_dict(skip_empty=True)
+        running = RunningLines(pages)
+        waiting: deque[tuple[int, list[Line]]] = deque()
         for index in range(pages):
             if time.monotonic() - started > MAX_PDF_SECONDS:
                 raise SeedError(
                     f"Seed {source}: reading its text took over {MAX_PDF_SECONDS:.0f} s "
                     f"(stopped at page {index + 1} of {pages}); split it or add it as .txt."
                 )
-            builder.add_page(index + 1, page_lines(page_chars(pdf, index, source), flows))
+            lines = page_lines(page_chars(pdf, index, source), flows)
+            running.add(lines)
+            waiting.append((index + 1, lines))
+            while waiting and running.ready(waiting[0][0]):
+                page, ready = waiting.popleft()
+                builder.add_page(page, running.strip(page, ready))
     if builder.ink == 0:
         raise SeedError(
             f"Seed {source} has no text layer (scanned?); add a PDF with text or its text as .txt."

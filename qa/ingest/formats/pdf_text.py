@@ -180,3 +180,55 @@ def _usual_pitch(lines: list[Line]) -> float | None:
     if not steps:
         return None
     return steps[len(steps) // 4]
+
+
+def _edge_key(line: Line) -> str | None:
+    text = " ".join(line.text.lower().split())
+    if not text or len(text) > 120:
+        return None
+    # "Kapitel 2 | 14" and "Kapitel 2 | 15" are one header; "#" alone marks a page number.
+    return re.sub(r"\d+", "#", text)
+
+
+class RunningLines:
+    """Running headers and footers: a page's top or bottom line that recurs on nearby pages.
+
+    A line counts when its text, digits masked, is also the top (bottom) line of at least
+    :attr:`REPEATS` other pages within :attr:`WINDOW` pages (odd and even pages may alternate
+    two headers), or of one other page if it carries a number (a folio: "Kapitel 2 | 14").
+    Deciding needs the pages after one too, so pages wait in the reader until :meth:`ready`.
+    """
+
+    WINDOW = 4
+    REPEATS = 2
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        self.keys: list[tuple[str | None, str | None]] = []
+
+    @staticmethod
+    def _edges(lines: list[Line]) -> tuple[Line | None, Line | None]:
+        if not lines:
+            return None, None
+        return min(lines, key=lambda x: x.top), max(lines, key=lambda x: x.bottom)
+
+    def add(self, lines: list[Line]) -> None:
+        """Record the next page's top and bottom line."""
+        top, bottom = self._edges(lines)
+        self.keys.append((_edge_key(top) if top else None, _edge_key(bottom) if bottom else None))
+
+    def ready(self, page: int) -> bool:
+        return len(self.keys) >= min(page + self.WINDOW, self.pages)
+
+    def strip(self, page: int, lines: list[Line]) -> list[Line]:
+        """``lines`` of 1-based ``page`` without its running header and footer."""
+        top, bottom = self._edges(lines)
+        nearby = range(max(page - self.WINDOW, 1), min(page + self.WINDOW, len(self.keys)) + 1)
+        drop: list[Line] = []
+        for edge, line in enumerate((top, bottom)):
+            key = self.keys[page - 1][edge]
+            repeats = sum(1 for q in nearby if q != page and self.keys[q - 1][edge] == key)
+            needed = 1 if key is not None and "#" in key.split() else self.REPEATS
+            if line is not None and key is not None and repeats >= needed:
+                drop.append(line)
+        return [line for line in lines if not any(line is d for d in drop)]
