@@ -21,6 +21,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from statistics import median
+from typing import NamedTuple
 
 #: A horizontal gap wider than this many line heights may split a line into fragments ...
 GAP_EMS = 1.0
@@ -37,9 +38,11 @@ COLUMN_FILL = 0.55
 _MAX_DEPTH = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Char:
-    """One character: its text (usually one code point), box, and whether PDFium made it up."""
+class Char(NamedTuple):
+    """One character: its text (usually one code point), box, and whether PDFium made it up.
+
+    A named tuple, not a dataclass: a page makes thousands, and tuples are built fastest.
+    """
 
     text: str
     x0: float
@@ -61,8 +64,15 @@ class Fragment:
         self.chars.append(char)
         if char.virtual:
             return
-        self.x0, self.x1 = min(self.x0, char.x0), max(self.x1, char.x1)
-        self.top, self.bottom = min(self.top, char.top), max(self.bottom, char.bottom)
+        # Plain comparisons: this runs once per character of the document.
+        if char.x0 < self.x0:
+            self.x0 = char.x0
+        if char.x1 > self.x1:
+            self.x1 = char.x1
+        if char.top < self.top:
+            self.top = char.top
+        if char.bottom > self.bottom:
+            self.bottom = char.bottom
 
     @property
     def height(self) -> float:
@@ -224,6 +234,8 @@ def _line(parts: list[Fragment], flow: int, *, table: bool) -> Line:
 
 def _gutter(page_rows: list[list[Fragment]]) -> float | None:
     """The x of the best column gutter among ``page_rows``, or ``None``."""
+    if sum(1 for row in page_rows if len(row) > 1) < MIN_SPLIT_ROWS:
+        return None  # a gutter needs rows with text on both sides: most pages stop here
     x_min = min(f.x0 for row in page_rows for f in row)
     x_max = max(f.x1 for row in page_rows for f in row)
     width = x_max - x_min

@@ -70,9 +70,10 @@ class TextBuilder:
             return
         self.parts.append(text)
         self.length += len(text)
-        for _ in text:
-            self.char_x.append(x0)
-            self.char_x.append(x1)
+        self.char_x.extend((x0, x1) * len(text))
+        self._check_length()
+
+    def _check_length(self) -> None:
         if self.length > MAX_TEXT_CHARS:
             raise SeedError(
                 f"Seed {self.source} holds more than {MAX_TEXT_CHARS:,} characters of text; "
@@ -140,12 +141,21 @@ class TextBuilder:
         if ends_in_hyphen and not line.table and not chars[-2].text.isspace():
             self._hyphen = chars.pop()
         start = self.length
+        nan = math.nan
+        line_text: list[str] = []
+        xs: list[float] = []
         for char in chars:
+            line_text.append(char.text)
             if char.virtual:
-                self._emit(char.text)
+                xs.extend((nan, nan) * len(char.text))
             else:
+                xs.extend((char.x0, char.x1) * len(char.text))
                 self.ink += not char.text.isspace()
-                self._emit(char.text, char.x0, char.x1)
+        joined = "".join(line_text)
+        self.parts.append(joined)
+        self.length += len(joined)
+        self.char_x.extend(xs)
+        self._check_length()
         self.starts.append(start)
         self.ends.append(self.length)
         self.pages.append(page)
