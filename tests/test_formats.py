@@ -363,6 +363,35 @@ def test_render_highlights_inside_the_sentence_box(pdf_bytes: bytes, pdf: Extrac
     assert yellow(below) == 0
 
 
+def test_render_draws_boxes_on_a_rotated_page(pdf_bytes: bytes) -> None:
+    import pypdfium2
+    from PIL import Image
+
+    document = pypdfium2.PdfDocument(pdf_bytes)
+    document[0].set_rotation(90)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    document.close()
+    rotated = buffer.getvalue()
+    extraction = extract(rotated, "gedreht.pdf")
+    assert extraction.text == PDF_TEXT  # rotation changes the display, not the text
+    start, end = span(extraction, "Mail an alle Mitarbeiter.")
+    [(_, x0, top, x1, bottom)] = extraction.boxes(start, end)
+    image = Image.open(
+        io.BytesIO(render_pdf_page(rotated, 1, highlight=[(1, x0, top, x1, bottom)]))
+    )
+    assert image.size == (1684, 1191)  # landscape now
+    pixels = np.asarray(image.convert("RGB")).astype(int)
+    # Turned 90° clockwise: page x runs down the image, page top runs leftwards from the right.
+    height = 841.89
+    region = pixels[
+        int(x0 * 2) + 4 : int(x1 * 2) - 4,
+        int((height - bottom) * 2) + 3 : int((height - top) * 2) - 3,
+    ]
+    yellow = (region[..., 0] > 200) & (region[..., 1] > 190) & (region[..., 2] < 200)
+    assert yellow.mean() > 0.5
+
+
 def test_render_refuses_a_page_out_of_range(pdf_bytes: bytes) -> None:
     from qa.errors import InvalidQueryError
 
@@ -402,6 +431,32 @@ def _refused(data: bytes, source: str, message: str, seconds: float = 5.0) -> No
         extract(data, source)
     assert time.monotonic() - started < seconds
     assert source in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("MAX_PDF_PAGES", 2, "has 3 pages, over the 2-page limit"),
+        ("MAX_PDF_PAGE_CHARS", 100, "page 1 holds [\\d,]+ characters, over the 100 limit"),
+        ("MAX_PDF_SECONDS", -1.0, r"took over -1 s \(stopped at page 1 of 3\)"),
+    ],
+)
+def test_pdf_limits(
+    monkeypatch: pytest.MonkeyPatch, pdf_bytes: bytes, limit: str, value: float, message: str
+) -> None:
+    from qa.ingest.formats import pdf_reader
+
+    monkeypatch.setattr(pdf_reader, limit, value)
+    _refused(pdf_bytes, "lang.pdf", message)
+
+
+def test_text_length_limit(monkeypatch: pytest.MonkeyPatch, pdf_bytes: bytes) -> None:
+    from qa.ingest.formats import blocks, pdf_text
+
+    monkeypatch.setattr(pdf_text, "MAX_TEXT_CHARS", 200)
+    _refused(pdf_bytes, "lang.pdf", "holds more than 200 characters of text")
+    monkeypatch.setattr(blocks, "MAX_TEXT_CHARS", 50)
+    _refused(make_docx(), "lang.docx", "holds more than 50 characters of text")
 
 
 def test_encrypted_pdf_is_refused() -> None:

@@ -88,6 +88,8 @@ def page_chars(pdf: pypdfium2.PdfDocument, index: int, source: str) -> list[Char
 
 def read_pdf(data: bytes, source: str) -> Extraction:
     """Read a PDF seed; :class:`SeedError` if it is encrypted, corrupt, scanned or too large."""
+    import pypdfium2
+
     started = time.monotonic()
     builder = TextBuilder(source)
     flows = Flows()
@@ -107,7 +109,14 @@ def read_pdf(data: bytes, source: str) -> Extraction:
                     f"Seed {source}: reading its text took over {MAX_PDF_SECONDS:.0f} s "
                     f"(stopped at page {index + 1} of {pages}); split it or add it as .txt."
                 )
-            lines = page_lines(page_chars(pdf, index, source), flows)
+            try:
+                chars = page_chars(pdf, index, source)
+            except pypdfium2.PdfiumError as exc:
+                raise SeedError(
+                    f"Seed {source}: page {index + 1} of {pages} cannot be read ({exc}); the "
+                    "PDF is corrupt. Export it anew or add its text as .txt."
+                ) from exc
+            lines = page_lines(chars, flows)
             running.add(lines)
             waiting.append((index + 1, lines))
             while waiting and running.ready(waiting[0][0]):
