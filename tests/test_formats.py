@@ -261,6 +261,24 @@ def test_pdf_running_headers_page_numbers_and_a_sentence_over_a_page_break() -> 
     ]
 
 
+def test_pdf_ordinal_at_a_page_end_does_not_end_the_paragraph() -> None:
+    pdf = _fpdf()
+    pdf.set_font("DejaVu", "", SIZE)
+    pages = [
+        ["Die Kommission tagte zum ersten Mal im vergangenen Jahr am 28."],
+        ["Mai in Stuttgart. Danach ging es weiter."],
+    ]
+    for lines in pages:
+        pdf.add_page()
+        for row, line in enumerate(lines):
+            pdf.text(LEFT, 100 + 14 * row, line)
+    extraction = extract(_output(pdf), "ordinal.pdf")
+    assert extraction.text == (
+        "Die Kommission tagte zum ersten Mal im vergangenen Jahr am 28. Mai in Stuttgart. "
+        "Danach ging es weiter."
+    )
+
+
 @pytest.mark.parametrize(
     ("before", "after", "joined"),
     [

@@ -16,6 +16,7 @@ HYPHENS = frozenset("-\u2010\u00ad\x02")  # \x02: PDFium's mark for a hyphen it 
 #: A hyphen before one of these words is a suspended compound ("Vor- und Nachteile").
 _CONJUNCTIONS = frozenset("und oder bzw sowie bis als and or nor to".split())
 _SENTENCE_END = re.compile(r"[.!?:;][\"'”“«»)\]]*$")
+_ORDINAL_END = re.compile(r"(?:^|\s)\d{1,2}\.$")
 _PAGE_NUMBER = re.compile(r"^(?:[-–—]\s*)?\d{1,4}(?:\s*[-–—])?$")
 #: A line further below the previous one than this many times the page's usual line pitch
 #: starts a new paragraph; so does a change of line height by more than a fifth (a heading).
@@ -103,10 +104,14 @@ class TextBuilder:
             # A paragraph runs on over a page or column break when the last line stops
             # mid-sentence and either filled its column or the next line starts lowercase
             # (German nouns are capitalised, so the case alone does not tell).
+            # A German ordinal ("am 28. | Mai") ends a full line without ending the sentence.
+            ends = bool(_SENTENCE_END.search(self._previous_text)) and not (
+                self._previous_full and _ORDINAL_END.search(self._previous_text)
+            )
             continues = (
                 not previous.table
                 and not line.table
-                and not _SENTENCE_END.search(self._previous_text)
+                and not ends
                 and (self._previous_full or line.text.lstrip()[:1].islower())
             )
             return " " if continues else "\n\n"
