@@ -261,6 +261,28 @@ def test_pdf_running_headers_page_numbers_and_a_sentence_over_a_page_break() -> 
     ]
 
 
+def test_pdf_justified_columns_with_a_paragraph_running_into_the_right_column() -> None:
+    paragraphs = [
+        "Erster Absatz: " + "Die Gesellschaft meldete einen höheren Umsatz und mehr Gewinn. " * 4,
+        "Zweiter Absatz: " + "Der Vorstand sprach von einem schwierigen, guten Geschäftsjahr. " * 4,
+        "Dritter Absatz: " + "Die Aktionäre sollen eine höhere Dividende erhalten als zuvor. " * 4,
+    ]
+    pdf = _fpdf()
+    pdf.add_page()
+    pdf.set_font("DejaVu", "", 10)
+    columns = pdf.text_columns(
+        ncols=2, gutter=20, text_align="J", l_margin=72, r_margin=72, balance=True
+    )
+    with columns:
+        for paragraph in paragraphs:
+            columns.write(paragraph + "\n\n")
+    extraction = extract(_output(pdf), "spalten.pdf")
+    assert extraction.text == "\n\n".join(p.strip() for p in paragraphs)
+    start, end = span(extraction, paragraphs[1].strip())
+    pages_and_lefts = {(box[0], round(box[1])) for box in extraction.boxes(start, end)}
+    assert pages_and_lefts == {(1, 75), (1, 310)}  # both columns of page 1
+
+
 def test_pdf_ordinal_at_a_page_end_does_not_end_the_paragraph() -> None:
     pdf = _fpdf()
     pdf.set_font("DejaVu", "", SIZE)
