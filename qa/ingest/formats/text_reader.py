@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ...documents import parse_metadata
 from ...errors import SeedError
+from ..seeds import parse_metadata
 from .extraction import Extraction, Kind, LocationMap
 from .limits import MAX_FRONT_MATTER_BYTES, MAX_TEXT_CHARS
 from .metadata import clean_title, normalise_date, split_authors
