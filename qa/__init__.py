@@ -21,6 +21,7 @@ from .errors import (
     IndexWriteError,
     InvalidQueryError,
     QAError,
+    ReaderError,
     SeedError,
 )
 from .indexing import build_index, index_info, needs_build
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidQueryError",
     "Passage",
     "QAError",
+    "ReaderError",
     "Retriever",
     "SeedError",
     "Sentence",

@@ -1,0 +1,1 @@
+"""Answering stage: read the retrieved evidence and compose a cited answer."""
