@@ -237,7 +237,7 @@ def latency(args: argparse.Namespace) -> None:
 
 
 _MEMORY_PROBE = """
-import json, sys, psutil
+import json, resource, sys, psutil
 sys.path.insert(0, {root!r})
 proc = psutil.Process()
 import numpy, onnxruntime
@@ -249,9 +249,11 @@ loaded = proc.memory_info().rss
 for q, ctx in {cases!r}:
     reader.read(q, ctx)
 after = proc.memory_info().rss
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({{"loaded_mb": round((loaded - before) / 2**20, 1),
                   "after_reads_mb": round((after - before) / 2**20, 1),
-                  "peak_rss_mb": round(proc.memory_info().rss / 2**20, 1)}}))
+                  "peak_during_reads_mb": round((peak - before) / 2**20, 1),
+                  "process_rss_mb": round(after / 2**20, 1)}}))
 """
 
 

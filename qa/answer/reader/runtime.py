@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -43,23 +44,30 @@ def write_model(data: bytes, path: Path) -> None:
     path.with_name(path.name + ".sha256").write_text(f"{digest}  {path.name}\n")
 
 
-def _checked_bytes(path: Path) -> bytes:
-    """The model file's bytes, after checking them against the sha256 file beside it."""
+def _check_sha256(path: Path) -> None:
+    """Compare the model file with the sha256 file beside it."""
     sha_file = path.with_name(path.name + ".sha256")
     try:
-        data = path.read_bytes()
+        actual = sha256_file(path)
         expected = sha_file.read_text().split()[0]
     except (OSError, IndexError) as exc:
         raise ReaderError(
             f"Cannot read the reader model {path} or {sha_file.name}: {exc} — {_FIX}."
         ) from exc
-    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ReaderError(
             f"The reader model {path} is damaged or was changed: its sha256 is {actual[:12]}…, "
             f"{sha_file.name} expects {expected[:12]}… — {_FIX}."
         )
-    return data
+
+
+def _malloc_trim() -> Callable[[], object]:
+    """glibc's ``malloc_trim(0)``, or a no-op where the C library has none (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: trim(0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -67,6 +75,7 @@ class _Loaded:
     session: Any  # onnxruntime.InferenceSession
     e5: E5File
     tokenizer: ReaderTokenizer
+    release_memory: Callable[[], object]
 
 
 _lock = threading.Lock()
@@ -81,13 +90,17 @@ def _load(model_path: Path, e5_path: Path, threads: int) -> _Loaded:
             f"onnxruntime cannot be imported ({exc}); the reader needs it — "
             "install the project again (pip install -e .)."
         ) from exc
-    data = _checked_bytes(model_path)
+    _check_sha256(model_path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Without the arena, activations go back to the system after each call: a 3 x 1500-char
+    # batch otherwise keeps ~180 MB resident for the life of the process (measured).
+    options.enable_cpu_mem_arena = False
     try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        # From the path, not from bytes: ~20 MB less resident (no second copy while parsing).
+        session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for unusable graphs
         raise ReaderError(
             f"ONNX Runtime cannot load the reader model {model_path}: {exc} — {_FIX}."
@@ -106,7 +119,7 @@ def _load(model_path: Path, e5_path: Path, threads: int) -> _Loaded:
             "or rebuild the model with scripts/export_reader.py."
         )
     log.info("reader loaded from %s (%d threads)", model_path, threads)
-    return _Loaded(session, e5, get_tokenizer(e5))
+    return _Loaded(session, e5, get_tokenizer(e5), _malloc_trim())
 
 
 class Reader:
@@ -179,4 +192,7 @@ class Reader:
             ["start_logits", "end_logits"],
             {"inputs_embeds": embeds, "attention_mask": batch.attention_mask},
         )
+        # A batch's activations (up to ~130 MB for six 384-token windows) are freed after the
+        # call, but glibc keeps most of them mapped; trimming hands them back (~1 ms).
+        loaded.release_memory()
         return decode(batch, contexts, start, end, top_n=top_n, max_answer_tokens=max_answer_tokens)
