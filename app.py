@@ -35,7 +35,13 @@ import qa
 from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
 from qa.formatting import describe
-from qa.ui.render import answer_markdown, document_html, source_messages, status_markdown
+from qa.ui.render import (
+    answer_markdown,
+    document_html,
+    reading_markdown,
+    source_messages,
+    status_markdown,
+)
 
 logger = logging.getLogger("qa.app")
 
@@ -83,8 +89,8 @@ class QAApp:
 
     # -- library calls -------------------------------------------------------------------
 
-    def answer(self, question: str, k: int) -> qa.Answer:
-        return qa.answer(question, k, index_dir=self.index_dir)
+    def answer(self, question: str, k: int, reader: qa.config.Reader = "onnx") -> qa.Answer:
+        return qa.answer(question, k, index_dir=self.index_dir, reader=reader)
 
     def status(self) -> str:
         try:
@@ -98,16 +104,30 @@ class QAApp:
     # -- Gradio event handlers -----------------------------------------------------------
 
     def respond(
-        self, message: str, history: list[Message], k: float, show_scores: bool
+        self,
+        message: str,
+        history: list[Message],
+        k: float,
+        show_scores: bool,
+        use_reader: bool = True,
     ) -> Iterator[tuple[list[Message], str]]:
-        """Stream the answer into the chat, then add one source panel per citation."""
+        """Stream the answer into the chat, then add one source panel per citation.
+
+        With the reader on, a "reading" note naming the passages comes first: retrieval takes
+        milliseconds, the reader a few hundred.
+        """
         question = (message or "").strip()
         if not question:
             raise gr.Error("Type a question about the seeds first.", print_exception=False)
         history = [*history, {"role": "user", "content": question}]
         yield history, ""
         try:
-            result = self.answer(question, int(k))
+            retriever = qa.cached_retriever(self.index_dir)
+            evidence = retriever.evidence(question, int(k))
+            if use_reader and evidence.passages:
+                note = {"role": "assistant", "content": reading_markdown(evidence.ranked)}
+                yield [*history, note], ""
+            result = retriever.answer_from(evidence, reader="onnx" if use_reader else "none")
         except Exception as exc:
             raise _error(exc) from None
         final = answer_markdown(result)
@@ -188,10 +208,17 @@ class QAApp:
 
     # -- HTTP API ------------------------------------------------------------------------
 
-    def api_answer(self, question: str, k: int = DEFAULT_K) -> dict[str, Any]:
-        """Answer a question from the seeds; the Answer as JSON (text, found, citations…)."""
+    def api_answer(self, question: str, k: int = DEFAULT_K, reader: str = "onnx") -> dict[str, Any]:
+        """Answer a question from the seeds; the Answer as JSON (text, found, citations…).
+
+        ``reader``: ``onnx`` (the reader model finds the answer span) or ``none``.
+        """
         try:
-            return asdict(self.answer(question, int(k)))
+            if reader not in qa.config.READERS:
+                raise qa.InvalidQueryError(
+                    f"reader must be one of {', '.join(qa.config.READERS)}, got {reader!r}."
+                )
+            return asdict(self.answer(question, int(k), reader))
         except Exception as exc:
             raise _error(exc) from None
 
@@ -256,6 +283,11 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             rebuild = gr.Button("Rebuild index", size="sm", elem_id="qa-rebuild")
         with gr.Accordion("Settings", open=False, elem_id="qa-settings"):
             k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Passages (k)")
+            use_reader = gr.Checkbox(
+                True,
+                label="Read the passages with the reader model (off: quote the best sentence)",
+                elem_id="qa-use-reader",
+            )
             show_scores = gr.Checkbox(False, label="Show scores", elem_id="qa-show-scores")
         with gr.Row(elem_id="qa-hidden"):
             doc_source = gr.Textbox(visible="hidden")
@@ -266,7 +298,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             open_doc = gr.Button("open", visible="hidden", elem_id="qa-open-doc")
         timer = gr.Timer(20)
 
-        chat_inputs = [question, chatbot, k, show_scores]
+        chat_inputs = [question, chatbot, k, show_scores, use_reader]
         private: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "chat"}
         gr.on(
             [question.submit, ask.click],

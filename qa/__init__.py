@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 
 from .cache import cached_retriever
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, AnswerSettings, SearchSettings, WatchSettings
+from .config import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_K,
+    AnswerSettings,
+    Reader,
+    ReaderSettings,
+    SearchSettings,
+    WatchSettings,
+)
 from .errors import (
     BuildLockedError,
     EmbedderError,
@@ -68,6 +76,7 @@ __all__ = [
     "Passage",
     "QAError",
     "ReaderError",
+    "ReaderSettings",
     "Retriever",
     "SearchSettings",
     "SeedError",
@@ -99,7 +108,14 @@ def retrieve(
 
 
 def answer(
-    question: str, k: int = DEFAULT_K, *, index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR
+    question: str,
+    k: int = DEFAULT_K,
+    *,
+    index_dir: str | os.PathLike[str] = DEFAULT_INDEX_DIR,
+    reader: Reader | None = None,
 ) -> Answer:
-    """Answer ``question`` from the index in ``index_dir``, citing the sentences it rests on."""
-    return cached_retriever(index_dir).answer(question, k)
+    """Answer ``question`` from the index in ``index_dir``, citing the sentences it rests on.
+
+    ``reader="none"`` quotes the best-scored sentence instead of reading with the reader model.
+    """
+    return cached_retriever(index_dir).answer(question, k, reader=reader)

@@ -16,7 +16,9 @@ from .config import (
     DEFAULT_K,
     DEFAULT_SEEDS_DIR,
     MODES,
+    READERS,
     Mode,
+    Reader,
     WatchSettings,
 )
 from .errors import QAError
@@ -98,7 +100,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .formatting import answer_to_text
     from .pipeline import load_index
 
-    answer = load_index(args.index).answer(args.question, args.k)
+    answer = load_index(args.index, reader=args.reader).answer(args.question, args.k)
     if args.json:
         _emit_json(answer)
     else:
@@ -182,12 +184,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import calibrate, evaluate, report_markdown
 
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
+    readers: list[Reader] = list(READERS) if args.reader == "both" else [args.reader]
     reports = [
         evaluate(
             args.queries,
             args.docs,
             index_dir=args.eval_index,
             mode=mode,
+            reader=reader,
             limit=args.limit,
             unanswerable=not args.no_unanswerable,
             question_field=args.question_field,
@@ -196,22 +200,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
             answer_start_field=args.answer_start_field,
         )
         for mode in modes
+        for reader in readers
     ]
-    calibration = None
+    # The no-answer threshold of each reader, calibrated on the last mode's questions.
+    calibrations = {}
     if not args.no_unanswerable:
-        calibration = calibrate(reports[-1].results)
+        calibrations = {r.reader: calibrate(r.results) for r in reports if r.mode == modes[-1]}
     if args.json:
         payload: dict[str, Any] = {"reports": [r.as_dict() for r in reports]}
-        if calibration is not None:
-            payload["calibration"] = asdict(calibration)
+        if calibrations:
+            payload["calibration"] = {name: asdict(c) for name, c in calibrations.items()}
         _emit_json(payload)
         return 0
     print(report_markdown(reports), end="")
-    if calibration is not None:
+    for name, c in calibrations.items():
         print(
-            f"\nBest no-answer threshold for {reports[-1].mode}: {calibration.threshold:.4f} "
-            f"(answers {calibration.answered_rate:.3f} of answerable questions, "
-            f"{calibration.false_answer_rate:.3f} of unanswerable ones)"
+            f"\nBest no-answer threshold for {modes[-1]}, reader {name}: {c.threshold:.4f} "
+            f"(answers {c.answered_rate:.3f} of answerable questions, "
+            f"{c.false_answer_rate:.3f} of unanswerable ones)"
         )
     return 0
 
@@ -248,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", cmd_ask, "Answer a question, citing the sentences it rests on.")
     p.add_argument("question")
     p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to consider (default 5)")
+    p.add_argument(
+        "--reader",
+        choices=READERS,
+        default="onnx",
+        help="onnx (default): the reader model finds the answer span; none: quote the "
+        "best-scored sentence",
+    )
 
     p = add("search", cmd_search, "Show the best passages for a query.")
     p.add_argument("query")
@@ -277,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="index folder for DOCS (default: .qa-eval/<docs name>-<hash>)",
     )
     p.add_argument("--mode", choices=(*MODES, "all"), default="hybrid")
+    p.add_argument(
+        "--reader",
+        choices=(*READERS, "both"),
+        default="both",
+        help="answer with the reader model (onnx), without it (none), or both side by side "
+        "(default)",
+    )
     p.add_argument("--limit", type=int, default=None, help="ask only the first N questions")
     p.add_argument(
         "--no-unanswerable",

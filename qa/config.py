@@ -88,6 +88,57 @@ class AnswerSettings:
         _require(self.passages >= 1, f"passages must be at least 1, got {self.passages}.")
 
 
+Reader = Literal["onnx", "none"]
+READERS: Final[tuple[Reader, ...]] = ("onnx", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSettings:
+    """How the reader model reads the evidence and how its spans become the answer.
+
+    ``"onnx"`` runs the shipped reader (qa/answer/reader); ``"none"`` keeps the sentence
+    scorer alone. Weights and thresholds were chosen on the XQuAD dev split
+    (docs/EVALUATION.md).
+    """
+
+    reader: Reader = "onnx"
+    #: What the reader reads: the best ``sentences`` sentences of the top ``passages`` passages
+    #: (as ranked by the sentence scorer), each with ``neighbours`` sentences on either side.
+    passages: int = 3
+    sentences: int = 4
+    neighbours: int = 1
+    #: Candidate spans kept per context.
+    spans: int = 3
+    #: Longest answer, in tokens.
+    max_answer_tokens: int = 30
+    #: A span's score is its reader score (start + end logit) plus this weight times the
+    #: sentence scorer's score of the sentence it stands in.
+    sentence_weight: float = 64.0
+    #: Added to a span's score when it holds the kind of fact asked for (date, number, place).
+    kind_weight: float = 1.0
+    #: Cite a second sentence when its best span scores this close to the best span.
+    second_margin: float = 0.5
+    #: Confidence = retrieval confidence + this weight times the reader's margin (its best
+    #: span's lead over the no-answer score in one context, clipped to ±``margin_clip``).
+    margin_weight: float = 0.002
+    margin_clip: float = 10.0
+    #: Taken from the confidence when a "how many/much" question's answer holds no number.
+    number_penalty: float = 0.05
+    #: No answer below these confidences (calibrated on the dev split, see docs/EVALUATION.md).
+    threshold_cross_language: float = 0.798
+    threshold_same_language: float = 0.844
+
+    def __post_init__(self) -> None:
+        _require(
+            self.reader in READERS,
+            f"reader must be one of {', '.join(READERS)}, got {self.reader!r}.",
+        )
+        for name in ("passages", "sentences", "spans", "max_answer_tokens"):
+            value = getattr(self, name)
+            _require(value >= 1, f"{name} must be at least 1, got {value}.")
+        _require(self.neighbours >= 0, f"neighbours must not be negative, got {self.neighbours}.")
+
+
 @dataclass(frozen=True, slots=True)
 class WatchSettings:
     """How ``qa watch`` groups file changes into rebuilds."""

@@ -1,12 +1,16 @@
-"""Evaluation: retrieval recall/MRR, cited-sentence accuracy, no-answer behaviour, latency."""
+"""Evaluation: retrieval recall/MRR, cited-sentence accuracy, answer EM/F1, no-answer
+behaviour, latency."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import statistics
+import string
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import MODES, Mode
+from .config import MODES, READERS, Mode, Reader
 from .errors import EvaluationError, SettingsError
 from .index.build import build_index
 from .pipeline import Retriever, load_index
@@ -47,6 +51,11 @@ class EvalResult:
     cited_any_correct: bool = False  # some cited sentence holds the gold answer
     confidence: float = 0.0
     confidence_without_source: float | None = None
+    #: What the answer offers as the answer: its direct answer, else its first cited sentence,
+    #: "" when not found; scored against the gold answer by SQuAD's EM and F1.
+    prediction: str = ""
+    exact_match: bool = False
+    f1: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +69,27 @@ class EvalReport:
     mrr: float
     answer_sentence_accuracy: float
     any_citation_accuracy: float
+    exact_match: float
+    f1: float
     answered_rate: float
     false_answer_rate: float | None  # confident answers to questions the documents cannot answer
     latency_p50_ms: float
     latency_p95_ms: float
+    reader: str = "none"
     results: tuple[EvalResult, ...] = field(default=(), repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "mode": self.mode,
+            "reader": self.reader,
             "questions": self.questions,
             **{f"recall@{k}": round(v, 4) for k, v in self.recall.items()},
             "mrr": round(self.mrr, 4),
             "answer_sentence_accuracy": round(self.answer_sentence_accuracy, 4),
             "any_citation_accuracy": round(self.any_citation_accuracy, 4),
+            "exact_match": round(self.exact_match, 4),
+            "f1": round(self.f1, 4),
             "answered_rate": round(self.answered_rate, 4),
             "false_answer_rate": None
             if self.false_answer_rate is None
@@ -124,6 +139,15 @@ def load_queries(
     return queries
 
 
+def article_split(queries: Sequence[EvalQuery], part: str) -> list[EvalQuery]:
+    """The questions of the ``"dev"`` half of the articles (even positions in name order) or of
+    the ``"test"`` half (odd positions); settings are chosen on dev and reported on test."""
+    if part not in ("dev", "test"):
+        raise SettingsError(f"part must be dev or test, got {part!r}.")
+    dev = set(sorted({q.source for q in queries})[::2])
+    return [q for q in queries if (q.source in dev) == (part == "dev")]
+
+
 def holds_answer(query: EvalQuery, source: str, start: int, end: int, text: str) -> bool:
     """Whether a span of a file holds the gold answer (by offsets when they are known)."""
     if source != query.source:
@@ -151,6 +175,37 @@ def cited_correct(query: EvalQuery, answer: Answer, *, first_only: bool = True) 
     )
 
 
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's normalisation: lower case, no punctuation, no English articles, one space.
+
+    >>> normalize_answer("The  Los-Angeles Auto Show.")
+    'losangeles auto show'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 of a predicted answer against the gold one (0 for an empty answer)."""
+    predicted, reference = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    common = sum((Counter(predicted) & Counter(reference)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(reference)
+    return 2 * precision * recall / (precision + recall)
+
+
+def prediction_of(answer: Answer) -> str:
+    """What an answer offers the user as the answer (see ``EvalResult.prediction``)."""
+    if not answer.found:
+        return ""
+    return answer.direct or (answer.citations[0].quote if answer.citations else "")
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -165,16 +220,23 @@ def evaluate_retriever(
     label: str = "",
     unanswerable: bool = True,
     k: int = 10,
+    reader: Reader | None = None,
 ) -> EvalReport:
-    """Ask every question; with ``unanswerable``, ask it again without its own document."""
+    """Ask every question; with ``unanswerable``, ask it again without its own document.
+
+    ``reader`` chooses the answerer (default: the retriever's own setting).
+    """
     results = []
     for query in queries:
         started = time.perf_counter()
-        answer = retriever.answer(query.question, k)
+        answer = retriever.answer(query.question, k, reader=reader)
         seconds = time.perf_counter() - started
         without = None
         if unanswerable:
-            without = retriever.answer(query.question, k, exclude_sources={query.source})
+            without = retriever.answer(
+                query.question, k, exclude_sources={query.source}, reader=reader
+            )
+        prediction = prediction_of(answer)
         results.append(
             EvalResult(
                 query=query,
@@ -186,12 +248,18 @@ def evaluate_retriever(
                 cited_any_correct=cited_correct(query, answer, first_only=False),
                 confidence=answer.confidence,
                 confidence_without_source=None if without is None else without.confidence,
+                prediction=prediction,
+                exact_match=normalize_answer(prediction) == normalize_answer(query.answer),
+                f1=f1_score(prediction, query.answer),
             )
         )
-    return summarise(results, label=label, mode=retriever.mode)
+    used = reader if reader is not None else retriever.reading.reader
+    return summarise(results, label=label, mode=retriever.mode, reader=used)
 
 
-def summarise(results: Sequence[EvalResult], *, label: str, mode: str) -> EvalReport:
+def summarise(
+    results: Sequence[EvalResult], *, label: str, mode: str, reader: str = "none"
+) -> EvalReport:
     n = len(results)
     if n == 0:
         raise EvaluationError("No questions to evaluate.")
@@ -206,10 +274,13 @@ def summarise(results: Sequence[EvalResult], *, label: str, mode: str) -> EvalRe
         mrr=sum(1.0 / x for x in ranks if x is not None) / n,
         answer_sentence_accuracy=sum(r.cited_correct for r in results) / n,
         any_citation_accuracy=sum(r.cited_any_correct for r in results) / n,
+        exact_match=sum(r.exact_match for r in results) / n,
+        f1=sum(r.f1 for r in results) / n,
         answered_rate=sum(r.found for r in results) / n,
         false_answer_rate=(sum(unanswerable) / len(unanswerable)) if unanswerable else None,
         latency_p50_ms=statistics.median(latencies),
         latency_p95_ms=_percentile(latencies, 0.95),
+        reader=reader,
         results=tuple(results),
     )
 
@@ -220,6 +291,7 @@ def evaluate(
     *,
     index_dir: str | os.PathLike[str] | None = None,
     mode: Mode = "hybrid",
+    reader: Reader | None = None,
     embedder: str | None = None,
     limit: int | None = None,
     unanswerable: bool = True,
@@ -235,6 +307,8 @@ def evaluate(
     """
     if mode not in MODES:
         raise SettingsError(f"mode must be one of {', '.join(MODES)}, got {mode!r}.")
+    if reader is not None and reader not in READERS:
+        raise SettingsError(f"reader must be one of {', '.join(READERS)}, got {reader!r}.")
     queries = load_queries(
         queries_path,
         question_field=question_field,
@@ -253,7 +327,11 @@ def evaluate(
             f"{', '.join(missing[:5])}; check the source field and the --docs folder."
         )
     return evaluate_retriever(
-        retriever, queries, label=Path(queries_path).name, unanswerable=unanswerable
+        retriever,
+        queries,
+        label=Path(queries_path).name,
+        unanswerable=unanswerable,
+        reader=reader,
     )
 
 
@@ -301,17 +379,19 @@ def calibrate(results: Sequence[EvalResult]) -> Calibration:
 def report_markdown(reports: Sequence[EvalReport]) -> str:
     """A Markdown table, one row per report."""
     head = (
-        "| questions | mode | n | R@1 | R@5 | R@10 | MRR | answer-sentence acc. (any cited) "
-        "| answered | false answers (own doc removed) | p50 ms | p95 ms |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| questions | mode | reader | n | R@1 | R@5 | R@10 | MRR "
+        "| answer-sentence acc. (any cited) | EM | F1 | answered "
+        "| false answers (own doc removed) | p50 ms | p95 ms |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in reports:
         false = "—" if r.false_answer_rate is None else f"{r.false_answer_rate:.3f}"
         rows.append(
-            f"| {r.label} | {r.mode} | {r.questions} | {r.recall[1]:.3f} | {r.recall[5]:.3f} "
-            f"| {r.recall[10]:.3f} | {r.mrr:.3f} | {r.answer_sentence_accuracy:.3f} "
-            f"({r.any_citation_accuracy:.3f}) "
+            f"| {r.label} | {r.mode} | {r.reader} | {r.questions} | {r.recall[1]:.3f} "
+            f"| {r.recall[5]:.3f} | {r.recall[10]:.3f} | {r.mrr:.3f} "
+            f"| {r.answer_sentence_accuracy:.3f} ({r.any_citation_accuracy:.3f}) "
+            f"| {r.exact_match:.3f} | {r.f1:.3f} "
             f"| {r.answered_rate:.3f} | {false} | {r.latency_p50_ms:.0f} "
             f"| {r.latency_p95_ms:.0f} |"
         )

@@ -3,7 +3,8 @@
 :class:`Retriever` composes the two stages a question passes through once each: the search
 stage (:class:`qa.search.searcher.Searcher`) ranks passages and scores their sentences into an
 ``Evidence`` value, and an answerer (:class:`qa.answer.compose.Answerer`) turns that evidence
-into an :class:`Answer`.
+into an :class:`Answer`: the reading answerer (the reader model, by default) or the sentence
+answerer (``reader="none"``).
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from .answer.compose import Answerer
+from .answer.reading import ReadingAnswerer
 from .answer.sentences import SentenceAnswerer
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, AnswerSettings, Mode, SearchSettings
+from .config import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_K,
+    READERS,
+    AnswerSettings,
+    Mode,
+    Reader,
+    ReaderSettings,
+    SearchSettings,
+)
 from .embed.embedders import Embedder
+from .errors import SettingsError
 from .index.manifest import DocumentRecord
 from .search.evidence import Evidence
 from .search.query import check_question
@@ -34,9 +46,26 @@ class Retriever:
     'November 2021'
     """
 
-    def __init__(self, searcher: Searcher, answerer: Answerer | None = None) -> None:
+    def __init__(
+        self,
+        searcher: Searcher,
+        *,
+        reading: ReaderSettings | None = None,
+        answer: AnswerSettings | None = None,
+    ) -> None:
         self._searcher = searcher
-        self._answerer: Answerer = answerer or SentenceAnswerer()
+        self.reading = reading or ReaderSettings()
+        self._answerers: dict[Reader, Answerer] = {
+            "none": SentenceAnswerer(answer),
+            # The reader model loads on the first question it reads, not here.
+            "onnx": ReadingAnswerer(self.reading, answer),
+        }
+
+    def _answerer(self, reader: Reader | None) -> Answerer:
+        reader = self.reading.reader if reader is None else reader
+        if reader not in READERS:
+            raise SettingsError(f"reader must be one of {', '.join(READERS)}, got {reader!r}.")
+        return self._answerers[reader]
 
     @property
     def mode(self) -> Mode:
@@ -75,11 +104,26 @@ class Retriever:
         return self._searcher.evidence(check_question(question, k), k, exclude_sources)
 
     def answer(
-        self, question: str, k: int = DEFAULT_K, *, exclude_sources: Collection[str] = ()
+        self,
+        question: str,
+        k: int = DEFAULT_K,
+        *,
+        exclude_sources: Collection[str] = (),
+        reader: Reader | None = None,
     ) -> Answer:
-        """Answer the question from the index, quoting and citing the best sentence(s)."""
+        """Answer the question from the index, quoting and citing the sentence(s) it rests on.
+
+        ``reader`` overrides the loaded setting for this question: ``"onnx"`` reads the best
+        sentences with the reader model, ``"none"`` quotes the best-scored sentence.
+        """
         question = check_question(question, k)
-        return self._answerer(question, self._searcher.evidence(question, k, exclude_sources))
+        evidence = self._searcher.evidence(question, k, exclude_sources)
+        return self._answerer(reader)(question, evidence)
+
+    def answer_from(self, evidence: Evidence, *, reader: Reader | None = None) -> Answer:
+        """The answer to an :meth:`evidence` call's question: the second half of :meth:`answer`,
+        for callers that show the passages before the reader has read them."""
+        return self._answerer(reader)(evidence.question, evidence)
 
 
 def load_index(
@@ -87,17 +131,23 @@ def load_index(
     *,
     embedder: str | Embedder | None = None,
     mode: Mode | None = None,
+    reader: Reader | None = None,
     search: SearchSettings | None = None,
     answer: AnswerSettings | None = None,
+    reading: ReaderSettings | None = None,
 ) -> Retriever:
     """Load the live index in ``index_dir`` and return a :class:`Retriever` over it.
 
     The embedder defaults to the one the index was built with; asking for another raises
     :class:`EmbedderMismatchError` rather than mixing vectors of two models. ``mode``
-    (``hybrid``, ``dense`` or ``bm25``) is short for ``search=SearchSettings(mode=...)``.
+    (``hybrid``, ``dense`` or ``bm25``) is short for ``search=SearchSettings(mode=...)``, and
+    ``reader`` (``onnx``, the default, or ``none``) for ``reading=ReaderSettings(reader=...)``.
     """
     search = search or SearchSettings()
     if mode is not None:
         search = dataclasses.replace(search, mode=mode)
+    reading = reading or ReaderSettings()
+    if reader is not None:
+        reading = dataclasses.replace(reading, reader=reader)
     searcher = load_searcher(Path(index_dir), embedder=embedder, settings=search)
-    return Retriever(searcher, SentenceAnswerer(answer))
+    return Retriever(searcher, reading=reading, answer=answer)

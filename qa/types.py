@@ -74,13 +74,16 @@ class Passage:
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """The part of a cited sentence that answers the question's kind of fact.
+    """The part of a cited sentence that answers the question.
+
+    ``kind`` is ``date``, ``number`` or ``place`` when the question asks for such a fact, and
+    ``answer`` for any other span the reader marked (a name, a thing).
 
     ``value`` is the normalised reading, e.g. ``"November 2021"`` for "im November" in an
     article dated 2022-03.
     """
 
-    kind: Literal["date", "number", "place"]
+    kind: Literal["date", "number", "place", "answer"]
     start: int
     end: int
     text: str

@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import string
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.answer.reader.readings import Reading  # noqa: E402
+from qa.evaluation import f1_score, normalize_answer  # noqa: E402
 from qa.ingest.sentences import sentence_spans  # noqa: E402
 
 DEFAULT_XQUAD = ROOT.parent / "shared" / "data" / "xquad_de"
@@ -79,22 +77,6 @@ def load_xquad(folder: Path = DEFAULT_XQUAD) -> list[Item]:
             Item(q["id"], q["question_en"], q["question_de"], context, q["answer_de"], start)
         )
     return items
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1: lower case, no punctuation, no English articles, single spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, gold: str) -> float:
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,22 +78,24 @@ def test_parent_company_is_volkswagen_ag(retriever: qa.Retriever, question: str)
     "question",
     [
         "Wer ist der Finanzvorstand von Porsche?",
-        pytest.param(
-            "Who is Porsche's CFO?",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known limitation: e5-small barely links 'CFO' to 'Finanzvorstand'; "
-                "the Volkswagen sentence scores 0.07 higher (docs/EVALUATION.md)",
-            ),
-        ),
+        # Retrieval alone cited the Volkswagen sentence for the English question; the reader
+        # reads the meeting sentence with the question and finds the name.
+        "Who is Porsche's CFO?",
+        "Who is Porsche's chief financial officer?",
     ],
 )
 def test_cfo_is_lutz_meschke(retriever: qa.Retriever, question: str) -> None:
     answer = retriever.answer(question)
 
     assert answer.found
+    assert answer.direct == "Lutz Meschke"
     assert answer.passages[0].source == PORSCHE
-    assert "Porsche-Finanzvorstand Lutz Meschke" in answer.citations[0].quote
+    first = answer.citations[0]
+    assert (first.source, first.start, first.end) == (PORSCHE, 1145, 1398)
+    assert "Porsche-Finanzvorstand Lutz Meschke" in first.quote
+    assert first.span is not None and first.quote[first.span.start - first.start :].startswith(
+        "Lutz Meschke"
+    )
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,16 @@ def test_answer_endpoint_cites_the_meeting_sentence(
     assert MEETING in first["quote"]
 
 
+def test_answer_endpoint_reads_with_the_reader_unless_told_not_to(client: Client) -> None:
+    read = client.predict("Who is Porsche's CFO?", 5, api_name="/answer")
+    assert read["direct"] == "Lutz Meschke"
+    assert read["citations"][0]["span"]["text"] == "Lutz Meschke"
+    plain = client.predict("Who is Porsche's CFO?", 5, "none", api_name="/answer")
+    assert plain["direct"] is None
+    with pytest.raises(AppError, match="reader must be one of onnx, none, got 'bert'"):
+        client.predict("Who is Porsche's CFO?", 5, "bert", api_name="/answer")
+
+
 def test_answer_endpoint_says_when_the_seeds_do_not_answer(client: Client) -> None:
     answer = client.predict("What is the capital of Peru?", 5, api_name="/answer")
     assert answer["found"] is False

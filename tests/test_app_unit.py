@@ -61,7 +61,12 @@ def test_answer_streams_in_then_sources_follow(
     ui = app.QAApp(seeds_copy, built_index)
     steps = [history for history, _ in ui.respond("When did Porsche meet Apple?", [], 5, False)]
     assert steps[0] == [{"role": "user", "content": "When did Porsche meet Apple?"}]
-    streamed = [h[1]["content"] for h in steps[1:-1]]
+    # While the reader model reads, a note names the documents whose passages it reads.
+    assert steps[1][1]["content"] == (
+        f"<div class='qa-reading'>Reading the best passages of <code>{PORSCHE}</code>, "
+        "<code>en/harbour_bridge.md</code>, <code>de/roesterei.txt</code>…</div>"
+    )
+    streamed = [h[1]["content"] for h in steps[2:-1]]
     assert len(streamed) >= 3
     assert all(a != b and b.startswith(a) for a, b in itertools.pairwise(streamed))
     final = steps[-1]
@@ -74,6 +79,18 @@ def test_answer_streams_in_then_sources_follow(
     }
     assert all(p["metadata"]["status"] == "done" for p in panels[1:])  # collapsed
     assert "fand im <b class='qa-span'>November</b> am Rande" in panels[0]["content"]
+
+
+def test_without_the_reader_the_answer_streams_at_once(
+    app: ModuleType, built_index: Path, seeds_copy: Path
+) -> None:
+    ui = app.QAApp(seeds_copy, built_index)
+    question = "Who is Porsche's CFO?"
+    steps = [h for h, _ in ui.respond(question, [], 5, False, use_reader=False)]
+    assert all("qa-reading" not in m["content"] for h in steps for m in h)
+    with_reader = [h for h, _ in ui.respond(question, [], 5, False)]
+    assert with_reader[-1][1]["content"].startswith("**Lutz Meschke** — ")
+    assert not steps[-1][1]["content"].startswith("**Lutz Meschke**")
 
 
 def test_scores_are_shown_only_when_asked(

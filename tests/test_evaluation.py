@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from qa import EvaluationError
+from qa import EvaluationError, SettingsError
 from qa.cli import main
 from qa.evaluation import (
     Calibration,
     EvalQuery,
     EvalResult,
+    article_split,
     calibrate,
     evaluate,
+    f1_score,
     holds_answer,
     load_queries,
+    normalize_answer,
     summarise,
 )
 
@@ -88,6 +91,36 @@ def test_calibrate_picks_the_threshold_that_decides_most_questions_right() -> No
     assert calibrate(results) == Calibration(
         threshold=0.82, answered_rate=0.75, false_answer_rate=0.0, accuracy=0.875
     )
+
+
+def test_answers_score_by_squad_exact_match_and_f1() -> None:
+    assert normalize_answer("The  Los-Angeles Auto Show.") == "losangeles auto show"
+    assert normalize_answer("im November") == "im november"
+    assert f1_score("Los Angeles Auto Show", "der Los Angeles Auto Show") == pytest.approx(
+        2 * 1.0 * 0.8 / 1.8
+    )
+    assert f1_score("November 2021", "im November") == 0.5
+    assert f1_score("", "im November") == 0.0
+    assert f1_score("Lutz Meschke", "Lutz Meschke") == 1.0
+
+
+def test_summarise_reports_exact_match_f1_and_the_reader() -> None:
+    results = [
+        replace(_result(0.9, 0.7), prediction="Lutz Meschke", exact_match=True, f1=1.0),
+        replace(_result(0.9, 0.7), prediction="November 2021", exact_match=False, f1=0.5),
+    ]
+    report = summarise(results, label="x", mode="hybrid", reader="onnx")
+    assert (report.exact_match, report.f1, report.reader) == (0.5, 0.75, "onnx")
+    row = report.as_dict()
+    assert (row["reader"], row["exact_match"], row["f1"]) == ("onnx", 0.5, 0.75)
+
+
+def test_the_split_takes_every_other_article_by_name() -> None:
+    queries = [EvalQuery(f"q{i}", f"{name}.txt", "a") for i, name in enumerate("dbcaef")]
+    assert [q.source for q in article_split(queries, "dev")] == ["c.txt", "a.txt", "e.txt"]
+    assert [q.source for q in article_split(queries, "test")] == ["d.txt", "b.txt", "f.txt"]
+    with pytest.raises(SettingsError, match="part must be dev or test, got 'all'"):
+        article_split(queries, "all")
 
 
 def test_summarise_counts_ranks_and_latency() -> None:
@@ -161,14 +194,19 @@ def test_cli_eval_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
-    assert [r["mode"] for r in payload["reports"]] == ["dense", "bm25", "hybrid"]
+    assert [(r["mode"], r["reader"]) for r in payload["reports"]] == [
+        ("dense", "onnx"),
+        ("dense", "none"),
+        ("bm25", "onnx"),
+        ("bm25", "none"),
+        ("hybrid", "onnx"),
+        ("hybrid", "none"),
+    ]
     assert all(r["questions"] == 20 for r in payload["reports"])
-    assert set(payload["calibration"]) == {
-        "threshold",
-        "answered_rate",
-        "false_answer_rate",
-        "accuracy",
-    }
+    assert all(0.0 <= r["f1"] <= 1.0 and r["exact_match"] <= r["f1"] for r in payload["reports"])
+    assert set(payload["calibration"]) == {"onnx", "none"}
+    for calibration in payload["calibration"].values():
+        assert set(calibration) == {"threshold", "answered_rate", "false_answer_rate", "accuracy"}
 
 
 def test_cli_eval_names_unknown_documents(

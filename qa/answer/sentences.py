@@ -9,6 +9,7 @@ split).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -71,7 +72,17 @@ def confidence_of(passages: tuple[Passage, ...]) -> float:
     return max(((p.dense_score + p.sentence_score) / 2 for p in passages), default=0.0)
 
 
-def no_answer_threshold(evidence: Evidence, settings: AnswerSettings) -> float:
+class Thresholds(Protocol):
+    """Settings that hold the two no-answer thresholds (AnswerSettings, ReaderSettings)."""
+
+    @property
+    def threshold_same_language(self) -> float: ...
+
+    @property
+    def threshold_cross_language(self) -> float: ...
+
+
+def no_answer_threshold(evidence: Evidence, settings: Thresholds) -> float:
     """The threshold that applies: same-language when the best passage is in the question's."""
     if evidence.passages and evidence.passages[0].language == evidence.language:
         return settings.threshold_same_language

@@ -250,6 +250,11 @@ def find_span(
     return None
 
 
+def holds_number(text: str) -> bool:
+    """Whether ``text`` holds a number at all: digits or a number word ("drei", "hundred")."""
+    return _NUMBER.search(text) is not None
+
+
 def has_kind(kind: Kind | None, sentence: str, question: str = "") -> float:
     """How well a sentence can hold the asked-for kind, 0 to 1 (used in sentence scoring)."""
     if kind == "date":

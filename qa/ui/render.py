@@ -86,6 +86,14 @@ def answer_markdown(answer: Answer) -> str:
     return _inline(text)
 
 
+def reading_markdown(passages: Sequence[Passage]) -> str:
+    """The note shown while the reader reads: how many passages, from which documents."""
+    sources = list(dict.fromkeys(p.source for p in passages))
+    names = ", ".join(f"<code>{html.escape(s)}</code>" for s in sources[:3])
+    more = f" and {len(sources) - 3} more" if len(sources) > 3 else ""
+    return f"<div class='qa-reading'>Reading the best passages of {names}{more}…</div>"
+
+
 def source_title(label: str, passage: Passage) -> str:
     """The one-line title of a source panel: ``[1] file · date · authors``."""
     return " · ".join([f"{label} {passage.source}", *_byline(passage.date, passage.authors)])

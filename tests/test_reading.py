@@ -1,0 +1,265 @@
+"""The reading answerer: contexts cut from the evidence, spans mapped back to file offsets,
+no-answer margins, and the reader/no-reader switch (real model where the behaviour needs it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from conftest import PORSCHE
+
+import qa
+from qa.answer.reader import AnswerSpan, Reading
+from qa.answer.reading import (
+    Candidate,
+    Context,
+    ReadingAnswerer,
+    candidates_of,
+    contexts_of,
+    direct_span,
+    reader_margin,
+)
+from qa.answer.sentences import rank_sentences
+from qa.config import AnswerSettings, ReaderSettings
+from qa.search.evidence import Evidence, PassageEvidence, SentenceEvidence
+from qa.types import Passage, Sentence
+
+TEXT = (
+    "Porsche hat einen Finanzchef. Er heißt Lutz Meschke. Das Treffen fand im November statt. "
+    "Die Aktie stieg. Apple schwieg."
+)
+
+
+SIMILARITIES = (0.80, 0.82, 0.90, 0.70, 0.60)
+
+
+def _evidence(question: str = "Wer ist der Finanzchef?") -> Evidence:
+    """One passage of five sentences with made-up similarities (the third is the best)."""
+    starts = [0]
+    for i, ch in enumerate(TEXT):
+        if ch == " " and TEXT[i - 1] == ".":
+            starts.append(i + 1)
+    bounds = [(s, TEXT.index(".", s) + 1) for s in starts]
+    sentences = tuple(
+        SentenceEvidence(row, Sentence("a.txt", s, e, TEXT[s:e]), sim, 0.0)
+        for row, ((s, e), sim) in enumerate(
+            zip(bounds, [0.80, 0.82, 0.90, 0.70, 0.60], strict=True)
+        )
+    )
+    passage = Passage(TEXT, "a.txt", 0, len(TEXT), 0.1, 1, 0.85, 0.90, date="2022-03")
+    return Evidence(question, "de", (PassageEvidence(passage, "de", sentences),))
+
+
+def test_contexts_take_the_best_sentences_with_their_neighbours() -> None:
+    evidence = _evidence("Wann fand das Treffen statt?")
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    best = ranked[0].evidence.row
+    assert best == 2
+
+    one = contexts_of(ranked, ReaderSettings(sentences=1, neighbours=1))
+    assert [[s.row for s in c.sentences] for c in one] == [[best - 1, best, best + 1]]
+
+    alone = contexts_of(ranked, ReaderSettings(sentences=1, neighbours=0))
+    assert [[s.row for s in c.sentences] for c in alone] == [[best]]
+
+    everything = contexts_of(ranked, ReaderSettings(sentences=5, neighbours=0))
+    assert [[s.row for s in c.sentences] for c in everything] == [[0, 1, 2, 3, 4]]
+
+
+def test_a_context_maps_reader_offsets_back_to_its_sentences() -> None:
+    evidence = _evidence()
+    context = Context.of(evidence.passages[0], evidence.passages[0].sentences[1:3])
+    assert context.text == "Er heißt Lutz Meschke. Das Treffen fand im November statt."
+    at = context.text.index("Lutz Meschke")
+    sentence, start, end = context.locate(at, at + len("Lutz Meschke"))
+    assert sentence.row == 1
+    assert sentence.sentence.text[start:end] == "Lutz Meschke"
+    # A span running past its sentence is cut at the sentence's end.
+    sentence, start, end = context.locate(at, len(context.text))
+    assert (sentence.row, sentence.sentence.text[start:end]) == (1, "Lutz Meschke.")
+
+
+def test_candidates_mix_reader_and_sentence_scores() -> None:
+    evidence = _evidence()
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    context = Context.of(evidence.passages[0], evidence.passages[0].sentences)
+    meschke = context.text.index("Lutz Meschke")
+    november = context.text.index("November")
+    reading = Reading(
+        0,
+        (
+            AnswerSpan(november, november + 8, "November", 5.0),
+            AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 4.5),
+        ),
+        no_answer_score=1.0,
+    )
+    question = evidence.question
+    by_reader = candidates_of(
+        question, [context], [reading], ranked, ReaderSettings(sentence_weight=0.0)
+    )
+    assert [c.text for c in by_reader] == ["November", "Lutz Meschke"]
+    assert all(c.kind_score == 1.0 for c in by_reader)  # "Wer …?" asks for no date or number
+    scores = {item.row: item.score for item in ranked}
+    assert scores[2] > scores[1]  # the November sentence is the scorer's favourite …
+    settings = ReaderSettings(sentence_weight=100.0, kind_weight=1.0)
+    mixed = candidates_of(question, [context], [reading], ranked, settings)
+    assert mixed[0].text == "November"  # … so a heavy sentence weight keeps it first
+    assert mixed[0].score == pytest.approx(5.0 + 100.0 * scores[2] + 1.0)
+
+
+def test_a_span_holding_the_kind_asked_for_scores_higher() -> None:
+    evidence = _evidence("Wann fand das Treffen statt?")
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    context = Context.of(evidence.passages[0], evidence.passages[0].sentences)
+    meschke = context.text.index("Lutz Meschke")
+    november = context.text.index("November")
+    reading = Reading(
+        0,
+        (
+            AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 5.5),
+            AnswerSpan(november, november + 8, "November", 5.0),
+        ),
+        no_answer_score=1.0,
+    )
+    plain = ReaderSettings(sentence_weight=0.0, kind_weight=0.0)
+    assert candidates_of(evidence.question, [context], [reading], ranked, plain)[0].text == (
+        "Lutz Meschke"
+    )
+    typed = dataclasses.replace(plain, kind_weight=1.0)
+    best, other = candidates_of(evidence.question, [context], [reading], ranked, typed)
+    assert (best.text, best.kind_score, best.score) == ("November", 1.0, 6.0)
+    assert (other.text, other.kind_score, other.score) == ("Lutz Meschke", 0.0, 5.5)
+
+
+def test_reader_margin_is_the_largest_lead_over_no_answer_in_one_context_clipped() -> None:
+    settings = ReaderSettings(margin_clip=10.0)
+    a = Reading(0, (AnswerSpan(0, 1, "x", 6.0),), no_answer_score=4.0)
+    b = Reading(1, (AnswerSpan(0, 1, "y", 3.0),), no_answer_score=0.0)
+    assert reader_margin([a, b], settings) == 3.0  # b's lead, not a's span over b's no-answer
+    assert reader_margin([Reading(0, (AnswerSpan(0, 1, "x", 30.0),), -5.0)], settings) == 10.0
+    assert reader_margin([Reading(0, (), 3.0)], settings) == -10.0
+
+
+def test_a_how_much_answer_without_a_number_loses_confidence() -> None:
+    evidence = _evidence("Wie viel kostet die Aktie?")
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    contexts = [Context.of(evidence.passages[0], evidence.passages[0].sentences)]
+    meschke = contexts[0].text.index("Lutz Meschke")
+    readings = [Reading(0, (AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 6.0),), 1.0)]
+    open_settings = ReaderSettings(
+        margin_weight=0.0, threshold_cross_language=-1.0, threshold_same_language=-1.0
+    )
+
+    def confidence(penalty: float) -> float:
+        answerer = ReadingAnswerer(dataclasses.replace(open_settings, number_penalty=penalty))
+        answer = answerer.decide(evidence.question, evidence, ranked, contexts, readings)
+        assert answer.found and answer.direct == "Lutz Meschke"
+        return answer.confidence
+
+    assert confidence(0.0) - confidence(0.25) == pytest.approx(0.25, abs=1e-6)
+    closed = dataclasses.replace(open_settings, number_penalty=0.25, threshold_same_language=0.7)
+    answerer = ReadingAnswerer(closed)
+    assert confidence(0.0) > 0.7 > confidence(0.25)
+    assert not answerer.decide(evidence.question, evidence, ranked, contexts, readings).found
+
+
+def test_a_date_span_is_resolved_against_the_document_date() -> None:
+    evidence = _evidence("Wann fand das Treffen statt?")
+    passage = evidence.passages[0]
+    sentence = passage.sentences[2]
+    start = sentence.sentence.text.index("im November")
+    candidate = Candidate(sentence, passage, start, start + len("im November"), 5.0, 1.0, 1.0, 6.0)
+    span = direct_span("date", candidate, evidence.question)
+    assert (span.kind, span.text, span.value) == ("date", "November", "November 2021")
+    assert sentence.sentence.text[span.start : span.end] == "November"
+    name = Candidate(sentence, passage, 0, 3, 5.0, 1.0, 1.0, 6.0)
+    assert direct_span(None, name, "Wer?").kind == "answer"
+
+
+@pytest.mark.parametrize(
+    ("question", "direct"),
+    [
+        ("Who is Porsche's CFO?", "Lutz Meschke"),
+        ("Wer ist der Finanzvorstand von Porsche?", "Lutz Meschke"),
+        ("Where did the meeting take place?", "Los Angeles Auto Show"),
+    ],
+)
+def test_the_reader_finds_the_span_and_cites_its_sentence(
+    retriever: qa.Retriever, seeds_copy: Path, question: str, direct: str
+) -> None:
+    answer = retriever.answer(question)
+
+    assert answer.found
+    assert answer.direct == direct
+    first = answer.citations[0]
+    assert first.source == PORSCHE
+    text = (seeds_copy / PORSCHE).read_text(encoding="utf-8")
+    assert text[first.start : first.end] == first.quote
+    assert first.span is not None and text[first.span.start : first.span.end] == direct
+    assert first.start <= first.span.start < first.span.end <= first.end
+    assert answer.text.startswith(f'{direct} — "')
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How much did Apple pay to acquire Porsche?",
+        "What is the top speed of the Porsche Taycan Turbo S?",
+    ],
+)
+def test_questions_the_seed_cannot_answer_are_not_found(
+    retriever: qa.Retriever, question: str
+) -> None:
+    answer = retriever.answer(question)
+
+    assert not answer.found
+    assert answer.text == "The seeds do not answer this question."
+    assert answer.citations == ()
+    assert answer.passages  # the closest passages are still shown
+    assert PORSCHE in {p.source for p in answer.passages}
+
+
+def test_reader_none_keeps_the_sentence_answerer(
+    retriever: qa.Retriever, built_index: Path
+) -> None:
+    question = "Who is Porsche's CFO?"
+    without = retriever.answer(question, reader="none")
+    again = qa.load_index(built_index, reader="none").answer(question)
+
+    assert without == again
+    assert without.direct is None  # the sentence answerer marks no name spans
+    with pytest.raises(qa.SettingsError, match="reader must be one of onnx, none, got 'bert'"):
+        retriever.answer(question, reader="bert")  # type: ignore[arg-type]
+
+
+def test_answer_from_evidence_equals_answer(retriever: qa.Retriever) -> None:
+    question = "Wann haben sich Porsche und Apple getroffen?"
+    evidence = retriever.evidence(question)
+
+    assert retriever.answer_from(evidence) == retriever.answer(question)
+    assert retriever.answer_from(evidence, reader="none") == retriever.answer(
+        question, reader="none"
+    )
+
+
+def test_reader_settings_are_checked() -> None:
+    with pytest.raises(qa.SettingsError, match=r"^sentences must be at least 1, got 0\."):
+        ReaderSettings(sentences=0)
+    assert dataclasses.replace(ReaderSettings(), reader="none").reader == "none"
+
+
+def test_a_broken_model_file_fails_with_a_clear_error(tmp_path: Path, built_index: Path) -> None:
+    from qa.answer.reader import Reader
+    from qa.answer.reader.runtime import DEFAULT_MODEL
+
+    broken = tmp_path / DEFAULT_MODEL.name
+    broken.write_bytes(DEFAULT_MODEL.read_bytes()[:1000])
+    (tmp_path / (DEFAULT_MODEL.name + ".sha256")).write_text(
+        (DEFAULT_MODEL.parent / (DEFAULT_MODEL.name + ".sha256")).read_text()
+    )
+    answerer = ReadingAnswerer(reader=Reader(model_path=broken))
+    retriever = qa.load_index(built_index)
+    evidence = retriever.evidence("Who is Porsche's CFO?")
+    with pytest.raises(qa.ReaderError, match=r"is damaged or was changed"):
+        answerer("Who is Porsche's CFO?", evidence)
