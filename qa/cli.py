@@ -100,6 +100,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 0
     for skipped in stats.skipped:
         print(f"skipped: {skipped.reason}", file=sys.stderr)
+    for unreadable in stats.unreadable:
+        print(f"warning: {unreadable.reason}", file=sys.stderr)
     if stats.full_rebuild_reason:
         print(f"full build: {stats.full_rebuild_reason}")
     print(f"Indexed {describe(stats)} -> {stats.index_dir}/")
@@ -144,6 +146,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"built:      {info.built_at} by qa {info.package_version}")
     for skipped in info.skipped:
         print(f"skipped:    {skipped.reason}")
+    for name in info.seeds_unreadable:
+        print(f"unreadable: {name} (kept as last built; check its permissions)")
     if info.stale:
         for label, names in (
             ("added", info.seeds_added),

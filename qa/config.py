@@ -32,8 +32,9 @@ MAX_SEED_BYTES: Final = 5 * 1024 * 1024
 CHUNK_SIZE: Final = 1500
 CHUNK_OVERLAP: Final = 200
 
-#: 2: sentences.latent.npz (latent-term vectors) added.
-INDEX_FORMAT_VERSION: Final = 2
+#: 2: sentences.latent.npz (latent-term vectors) added. 3: manifest.sha256 beside the manifest,
+#: version folders marked with .qa-version.
+INDEX_FORMAT_VERSION: Final = 3
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: Final[tuple[Mode, ...]] = ("hybrid", "dense", "bm25")
