@@ -10,7 +10,8 @@
     ├── EmbedderError           an embedder spec is unknown or its model cannot be loaded offline
     ├── BuildLockedError        another build holds the index lock
     ├── IndexWriteError         the index folder cannot be created or written (not a folder,
-    │                           no permission, disk full)
+    │                           no permission, disk full, a foreign CURRENT) or is not apart
+    │                           from the seeds folder
     ├── EvaluationError         an evaluation file is malformed
     ├── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
     └── SettingsError           a stage setting is out of range (chunk size, mode, weights)
