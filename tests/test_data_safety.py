@@ -423,3 +423,11 @@ def test_a_failed_swap_leaves_no_temporary_file(
     with pytest.raises(qa.IndexWriteError):
         build(corpus, index)
     assert not list(index.glob("CURRENT.*.tmp"))
+
+
+def test_watch_refuses_an_index_inside_the_seeds_at_once(corpus: Path) -> None:
+    from qa.index.watch import watch_seeds
+
+    with pytest.raises(qa.IndexWriteError, match="is inside the seeds folder"):
+        watch_seeds(corpus, corpus / "index", embedder=STUB)  # type: ignore[arg-type]
+    assert not (corpus / "index").exists()

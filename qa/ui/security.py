@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,7 +51,7 @@ class Credentials:
         given = token.encode("utf-8", "surrogateescape")
         found = None
         for known in self.tokens:  # compare with every token: no early exit to time
-            if hmac.compare_digest(given, known.encode("utf-8")):
+            if hmac.compare_digest(given, known.encode("utf-8", "surrogateescape")):
                 found = known
         return None if found is None else "token:" + _digest(found)[:8]
 
@@ -61,7 +60,8 @@ class Credentials:
         password (any user name); ``None`` when neither matches."""
         expected = self.users.get(user)
         ok = expected is not None and hmac.compare_digest(
-            password.encode("utf-8", "surrogateescape"), expected.encode("utf-8")
+            password.encode("utf-8", "surrogateescape"),
+            expected.encode("utf-8", "surrogateescape"),
         )
         if ok:
             return "user:" + user
@@ -69,7 +69,7 @@ class Credentials:
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +236,3 @@ def load_credentials(
             _check_password(user.strip(), password, users_file)
             users[user.strip()] = password
     return Credentials(tokens=tuple(dict.fromkeys(tokens)), users=users)
-
-
-def environment() -> Mapping[str, str]:
-    """The process environment (a seam for tests)."""
-    return os.environ
