@@ -201,6 +201,15 @@ def test_the_page_starts_a_session_that_the_pages_actions_need() -> None:
     assert forged.status_code == 403
 
 
+def test_a_function_index_in_the_body_decides_over_the_name_in_the_path() -> None:
+    g, app = guard()
+    body = {"fn_index": 6, "data": []}
+    assert request(g, "POST", "/gradio_api/run/answer", json=body).status_code == 403
+    assert request(g, "POST", "/gradio_api/component_server", json={}).status_code == 403
+    assert request(g, "POST", "/gradio_api/queue/join", content=b"{not json").status_code == 403
+    assert app.calls == []
+
+
 def test_named_routes_follow_the_same_rule() -> None:
     g, _ = guard()
     assert request(g, "POST", "/gradio_api/call/answer", json={"data": ["q", 5]}).status_code == 200

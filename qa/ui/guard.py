@@ -66,6 +66,7 @@ BLOCKED = (
 #: Routes that run a function, and so are rate-limited and audited.
 _RUN_PREFIXES = (f"{API}/run/", f"{API}/api/", f"{API}/call/")
 _QUEUE_JOIN = f"{API}/queue/join"
+_COMPONENT_SERVER = f"{API}/component_server"
 #: Requests served often without doing work: not audited unless refused.
 _QUIET_PREFIXES = ("/assets/", "/static/", "/svelte/", f"{API}/heartbeat/", f"{API}/queue/data")
 BUSY = "The server is busy answering other questions; try again in a few seconds."
@@ -243,7 +244,7 @@ class Guard:
             )
             return
         # 5. The page's own actions need the page's session.
-        work = self._classify(call, body)
+        work = self._classify(call, body) if scope["type"] == "http" else False
         internal = call.endpoint is not None and call.endpoint not in self.endpoints.public_names
         if work and internal and not call.has_session:
             await refuse(
@@ -271,37 +272,38 @@ class Guard:
         secure = scope.get("scheme") in ("https", "wss")
         await self.app(
             scope,
-            _replay(body, receive),
+            _replay(body, receive) if scope["type"] == "http" else receive,
             _Responder(send, call, rewrite_busy=work, new_session=new_session, secure=secure),
         )
 
     def _classify(self, call: _Call, body: bytes) -> bool:
-        """Whether the request runs a function; note which one and its question."""
+        """Whether the request runs a function; note which one and its question.
+
+        A function index in the body decides over a name in the path: Gradio's ``/run/NAME``
+        runs the body's ``fn_index`` when there is one.
+        """
+        path = call.path.rstrip("/")
         if call.method != "POST":
             return False
-        data: Any = None
-        if call.path.rstrip("/") == _QUEUE_JOIN:
-            try:
-                payload = json.loads(body or b"{}")
-            except ValueError:
-                return True
-            if isinstance(payload, dict):
-                index = payload.get("fn_index")
-                if isinstance(index, int) and not isinstance(index, bool):
-                    call.endpoint = self.endpoints.names.get(index, f"fn#{index}")
-                else:
-                    call.endpoint = "fn#?"
-                data = payload.get("data")
-        elif call.path.startswith(_RUN_PREFIXES):
-            rest = call.path.split("/", 3)[3] if call.path.count("/") >= 3 else ""
-            call.endpoint = rest.removeprefix("v2/").split("/", 1)[0] or "?"
-            try:
-                payload = json.loads(body or b"{}")
-            except ValueError:
-                return True
-            data = payload.get("data") if isinstance(payload, dict) else None
-        else:
+        if path == _COMPONENT_SERVER:
+            call.endpoint = "component_server"
+            return True
+        named = path.startswith(_RUN_PREFIXES)
+        if path != _QUEUE_JOIN and not named:
             return False
+        try:
+            payload: Any = json.loads(body or b"{}")
+        except ValueError:
+            payload = None
+        index = payload.get("fn_index") if isinstance(payload, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool):
+            call.endpoint = self.endpoints.names.get(index, f"fn#{index}")
+        elif named:
+            rest = path.split("/", 3)[3] if path.count("/") >= 3 else ""
+            call.endpoint = rest.removeprefix("v2/").split("/", 1)[0] or "?"
+        else:
+            call.endpoint = "fn#?"
+        data = payload.get("data") if isinstance(payload, dict) else None
         if call.endpoint in self.endpoints.question_fns and isinstance(data, list) and data:
             first = data[0]
             call.question = first if isinstance(first, str) else None
