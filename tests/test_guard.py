@@ -324,6 +324,20 @@ def test_rate_limiter_refills_and_forgets_idle_clients() -> None:
     assert RateLimiter(RateLimit(per_minute=0)).take("a") is None
 
 
+def test_a_client_with_enough_questions_waiting_must_wait() -> None:
+    waiting = {"127.0.0.1": 8}
+    app = StubApp()
+    g = Guard(app, AccessSettings(), ENDPOINTS, waiting=lambda client: waiting.get(client, 0))
+    response = request(g, "POST", "/gradio_api/queue/join", **join(10))
+    assert (response.status_code, response.headers["retry-after"]) == (429, "2")
+    assert response.json()["detail"] == (
+        "8 requests from 127.0.0.1 are already waiting; try again when they are answered."
+    )
+    waiting["127.0.0.1"] = 7
+    assert request(g, "POST", "/gradio_api/queue/join", **join(10)).status_code == 200
+    assert request(g, "GET", "/config").status_code == 200  # only work is capped
+
+
 def test_a_full_queue_answers_busy_at_once() -> None:
     g, app = guard()
     app.full = True

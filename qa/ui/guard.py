@@ -12,8 +12,9 @@ In order, for each request:
 5. the chat page's own actions (Rebuild, status, the side panel, the chat) need the page's
    session; a token alone reaches only the public API (``/answer``, ``/search``,
    ``/document``);
-6. questions, logins and page loads are rate-limited per client (429), and a full Gradio
-   queue answers 503 "busy, try again" at once;
+6. questions, logins and page loads are rate-limited per client (429), a client may have only
+   a few questions waiting at once (429; one client cannot fill the queue in front of the
+   others), and a full Gradio queue answers 503 "busy, try again" at once;
 7. the optional audit log gets one line per request that did work or was refused.
 """
 
@@ -129,10 +130,19 @@ class _Call:
 class Guard:
     """The ASGI middleware in front of the Gradio app (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: AccessSettings, endpoints: Endpoints) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: AccessSettings,
+        endpoints: Endpoints,
+        *,
+        waiting: Callable[[str], int] | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.endpoints = endpoints
+        #: How many of a client's events wait in the app's queue (see qa.ui.serve).
+        self.waiting = waiting
         self.sessions = SessionStore()
         self.limiter = RateLimiter(settings.rate_limit)
         self.login_limiter = RateLimiter(
@@ -263,6 +273,15 @@ class Guard:
                     429,
                     f"Too many requests from {call.client}; try again in {seconds} s.",
                     (b"retry-after", str(seconds).encode()),
+                )
+                return
+            limit = self.settings.max_waiting_per_client
+            if work and self.waiting is not None and limit and self.waiting(call.client) >= limit:
+                await refuse(
+                    429,
+                    f"{limit} requests from {call.client} are already waiting; try again when "
+                    "they are answered.",
+                    (b"retry-after", b"2"),
                 )
                 return
         new_session = None

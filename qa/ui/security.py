@@ -99,6 +99,9 @@ class AccessSettings:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     #: Login attempts per client and minute (brute force).
     login_per_minute: int = 10
+    #: Questions one client may have waiting in the queue at once (0: no limit), so that a
+    #: flood from one client does not delay everybody else's answers.
+    max_waiting_per_client: int = 8
     #: JSON-lines audit log (time, client, identity, endpoint, question length, status).
     audit_log: Path | None = None
     #: Also write the question text into the audit log.

@@ -8,7 +8,8 @@ may be.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from .security import AccessSettings
 
 if TYPE_CHECKING:
     import gradio as gr
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +32,9 @@ class ServerLimits:
     max_connections: int = 512
     #: Browser sessions whose state Gradio keeps (least recently used ones go first).
     sessions: int = 500
-    #: Addresses whose X-Forwarded-For/-Proto uvicorn believes (a reverse proxy here).
-    trusted_proxies: str = "127.0.0.1"
+    #: Addresses whose X-Forwarded-For/-Proto uvicorn believes (a reverse proxy), comma
+    #: separated; none by default, so that no client can choose its own address.
+    trusted_proxies: str = ""
 
 
 def endpoints(demo: gr.Blocks, question_fns: Collection[str]) -> Endpoints:
@@ -77,7 +81,39 @@ def guarded_app(
         **mount,
     )
     asgi: ASGIApp = app
-    return Guard(asgi, settings, endpoints(demo, question_fns))
+    return Guard(asgi, settings, endpoints(demo, question_fns), waiting=waiting_events(demo))
+
+
+def waiting_events(demo: gr.Blocks) -> Callable[[str], int]:
+    """How many events from one client address wait in ``demo``'s queue.
+
+    Gradio has no public way to ask; this reads its queue (``Event.request`` is the request
+    that joined). Should a Gradio release change that, the count is 0 and only the global
+    queue bound applies (logged once).
+    """
+    warned = False
+
+    def waiting(client: str) -> int:
+        nonlocal warned
+        try:
+            queues = demo._queue.event_queue_per_concurrency_id.values()
+            return sum(
+                1
+                for queue in queues
+                for event in queue.queue
+                if event.request is not None
+                and event.request.client is not None
+                and event.request.client.host == client
+            )
+        except AttributeError as exc:
+            if not warned:
+                warned = True
+                logger.warning(
+                    "cannot count a client's waiting events (%s); no per-client cap", exc
+                )
+            return 0
+
+    return waiting
 
 
 def serve(app: Guard, *, host: str, port: int, limits: ServerLimits) -> None:
@@ -90,8 +126,8 @@ def serve(app: Guard, *, host: str, port: int, limits: ServerLimits) -> None:
         port=port,
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=5,
-        proxy_headers=True,
-        forwarded_allow_ips=limits.trusted_proxies,
+        proxy_headers=bool(limits.trusted_proxies),
+        forwarded_allow_ips=limits.trusted_proxies or None,
         server_header=False,
         log_level="warning",
         h11_max_incomplete_event_size=16 * 1024,
