@@ -1,7 +1,7 @@
 """Bounded load test of the chat app's HTTP API, on loopback only.
 
     python scripts/load_test.py                      # start app.py over the test seeds, all phases
-    python scripts/load_test.py --phases concurrent,flood --markdown
+    python scripts/load_test.py --phases concurrent,flood --json out.json
     python scripts/load_test.py --url http://127.0.0.1:7860/ --pid 1234   # an app already running
 
 Phases (each bounded in requests and in time, and stopping by itself):

@@ -276,3 +276,45 @@ def test_access_options(app: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (settings.rate_limit.per_minute, settings.rate_limit.burst) == (30, 30)
     assert settings.audit_log == tmp_path / "a.log"
     assert settings.audit_questions is False
+
+
+def test_main_starts_serving_a_stale_index_before_its_rebuild_ends(
+    app: ModuleType, seeds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    index = tmp_path / "index"
+    qa.build_index(seeds, index)
+    live = qa.index_info(index, seeds).version
+    (seeds / "en" / "lighthouse.md").write_text(LIGHTHOUSE, encoding="utf-8")
+    served: list[str | None] = []
+    serving = threading.Event()
+    real_build = qa.build_index
+
+    def build_after_serving(*args: Any, **kwargs: Any) -> qa.IndexStats:
+        # A main() that waited for the rebuild would never reach serve(): the gate times out
+        # and the new version is live before serving, which the asserts below catch.
+        serving.wait(timeout=60)
+        return real_build(*args, **kwargs)
+
+    def serve(guarded: object, **_: object) -> None:
+        # The moment the server would start: the old version is still live and answering.
+        served.append(qa.index_info(index, seeds).version)
+        assert qa.answer("When did Porsche meet Apple?", index_dir=index).found
+        serving.set()
+
+    monkeypatch.setattr(qa, "build_index", build_after_serving)
+    monkeypatch.setattr(app, "serve", serve)
+    # The page and its mounting are tested with the real server (test_app_security); here
+    # they would only leave Gradio's event loops behind.
+    monkeypatch.setattr(app, "build_demo", lambda *args, **kwargs: None)
+    monkeypatch.setattr(app, "guarded_app", lambda *args, **kwargs: None)
+    for name in ("QA_API_TOKEN", "QA_UI_PASSWORD", "QA_API_TOKEN_FILE", "QA_USERS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert app.main(["--seeds", str(seeds), "--index", str(index)]) == 0
+    assert served == [live]
+    workers = [t for t in threading.enumerate() if t.name == "qa-background-rebuild"]
+    assert len(workers) == 1
+    workers[0].join(timeout=600)
+    assert qa.needs_build(seeds, index) is None
+    assert qa.index_info(index, seeds).version != live
