@@ -438,6 +438,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f"{ServerLimits().queue_size})",
     )
     limits.add_argument(
+        "--client-queue",
+        type=int,
+        default=int(env.get("QA_CLIENT_QUEUE", str(AccessSettings().max_waiting_per_client))),
+        metavar="N",
+        help=f"questions one client may have waiting; more get 429 (0: no cap; default "
+        f"{AccessSettings().max_waiting_per_client})",
+    )
+    limits.add_argument(
         "--audit-log",
         default=env.get("QA_AUDIT_LOG"),
         metavar="FILE",
@@ -482,6 +490,7 @@ def access_settings(args: argparse.Namespace) -> AccessSettings:
         credentials=credentials,
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
         rate_limit=RateLimit(per_minute=per_minute, burst=max(1, min(30, per_minute or 30))),
+        max_waiting_per_client=max(0, args.client_queue),
         audit_log=Path(args.audit_log) if args.audit_log else None,
         audit_questions=args.audit_questions,
     )

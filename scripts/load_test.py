@@ -11,7 +11,7 @@ Phases (each bounded in requests and in time, and stopping by itself):
   errors and latency p50/p95.
 - ``flood``: one client fires 1,000 questions at once (at most 200 connections); how they are
   answered (busy, rate-limited, accepted) and how fast, while another client asks a real
-  question and times its answer.
+  question and times its answer (and the same question alone just before, for comparison).
 - ``memory``: the server's resident memory after 1,000 and after 10,000 requests (answers,
   searches and documents, each request in a fresh session like a short-lived client).
 - ``body``: 50 MB request bodies (with Content-Length and chunked), and the server's memory
@@ -171,6 +171,7 @@ async def phase_concurrent(target: Target, clients: int, questions: int) -> dict
     result = summary(outcomes)
     result.update(clients=clients, per_client=questions, wall_s=round(wall, 1))
     result["per_s"] = round(len(outcomes) / wall, 1)
+    result["load_avg_1min"] = round(os.getloadavg()[0], 1)
     return result
 
 
@@ -231,6 +232,15 @@ async def phase_flood(target: Target, requests: int) -> dict[str, Any]:
             )
         real.update(ok=outcome.ok, status=outcome.status, seconds=round(outcome.seconds, 3))
 
+    # The same question alone first (after one warm-up): what "within 3 s" compares with on a
+    # machine this busy.
+    async with client("127.0.1.2") as http:
+        alone = []
+        for _ in range(2):
+            outcome = await call(
+                http, target, "answer", [QUESTIONS[0], 5], session=uuid.uuid4().hex[:12]
+            )
+            alone.append(round(outcome.seconds, 3) if outcome.ok else outcome.status)
     started = time.perf_counter()
     fired, _ = await asyncio.wait_for(
         asyncio.gather(asyncio.gather(*(fire(n) for n in range(requests))), honest()), 300
@@ -244,6 +254,8 @@ async def phase_flood(target: Target, requests: int) -> dict[str, Any]:
         "refusal_p95_s": round(percentile(refused, 0.95), 3) if refused else None,
         "flood_wall_s": round(wall, 2),
         "real_question": real,
+        "same_question_alone_s": alone[1],
+        "load_avg_1min": round(os.getloadavg()[0], 1),
     }
 
 

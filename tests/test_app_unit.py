@@ -268,7 +268,16 @@ def test_access_options(app: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv("QA_API_TOKEN", "z" * 24)
     monkeypatch.setenv("QA_ALLOWED_HOSTS", "qa.example.org")
     args = app.parse_args(
-        ["--host", "0.0.0.0", "--rate-limit", "30", "--audit-log", str(tmp_path / "a.log")]
+        [
+            "--host",
+            "0.0.0.0",
+            "--rate-limit",
+            "30",
+            "--client-queue",
+            "3",
+            "--audit-log",
+            str(tmp_path / "a.log"),
+        ]
     )
     settings = app.access_settings(args)
     assert settings.credentials.tokens == ("z" * 24,)
@@ -276,6 +285,8 @@ def test_access_options(app: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert (settings.rate_limit.per_minute, settings.rate_limit.burst) == (30, 30)
     assert settings.audit_log == tmp_path / "a.log"
     assert settings.audit_questions is False
+    assert settings.max_waiting_per_client == 3
+    assert app.access_settings(app.parse_args([])).max_waiting_per_client == 8
 
 
 def test_main_starts_serving_a_stale_index_before_its_rebuild_ends(

@@ -338,6 +338,42 @@ def test_a_client_with_enough_questions_waiting_must_wait() -> None:
     assert request(g, "GET", "/config").status_code == 200  # only work is capped
 
 
+def test_a_burst_cannot_slip_past_the_per_client_cap_before_it_is_queued() -> None:
+    class SlowJoin(StubApp):
+        """Holds every join until released, as a busy server does before queueing it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.release.wait()
+            await super().__call__(scope, receive, send)
+
+    async def burst() -> list[int]:
+        app = SlowJoin()
+        settings = AccessSettings(max_waiting_per_client=3, rate_limit=RateLimit(0))
+        # The queue is still empty for every request of the burst: only the guard's own
+        # count of requests on their way in can hold the burst to the cap.
+        g = Guard(app, settings, ENDPOINTS, waiting=lambda client: 0)
+        transport = httpx.ASGITransport(app=g)
+        async with httpx.AsyncClient(transport=transport, base_url=URL) as client:
+            tasks = [
+                asyncio.create_task(client.post("/gradio_api/queue/join", **join(10)))
+                for _ in range(10)
+            ]
+            await asyncio.sleep(0.2)
+            app.release.set()
+            statuses = [r.status_code for r in await asyncio.gather(*tasks)]
+            # Once answered, the requests no longer count: the client may ask again.
+            again = await client.post("/gradio_api/queue/join", **join(10))
+        return [*statuses, again.status_code]
+
+    statuses = asyncio.run(burst())
+    assert sorted(statuses[:10]) == [200] * 3 + [429] * 7
+    assert statuses[10] == 200
+
+
 def test_a_full_queue_answers_busy_at_once() -> None:
     g, app = guard()
     app.full = True

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +149,10 @@ class Guard:
             RateLimit(per_minute=settings.login_per_minute, burst=settings.login_per_minute)
         )
         self.audit = AuditLog(settings.audit_log, questions=settings.audit_questions)
+        #: Work requests of each client passed on to the app and not yet answered. A burst
+        #: arrives before any of it is in the app's queue; without this count every request
+        #: of the burst would see an empty queue and pass the per-client cap.
+        self._in_flight: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -276,7 +280,7 @@ class Guard:
                 )
                 return
             limit = self.settings.max_waiting_per_client
-            if work and self.waiting is not None and limit and self.waiting(call.client) >= limit:
+            if work and limit and self._queued(call.client) >= limit:
                 await refuse(
                     429,
                     f"{limit} requests from {call.client} are already waiting; try again when "
@@ -289,11 +293,24 @@ class Guard:
             new_session = self.sessions.create("anonymous")
             call.has_session, call.identity = True, "anonymous"
         secure = scope.get("scheme") in ("https", "wss")
-        await self.app(
-            scope,
-            _replay(body, receive) if scope["type"] == "http" else receive,
-            _Responder(send, call, rewrite_busy=work, new_session=new_session, secure=secure),
-        )
+        if work:
+            self._in_flight[call.client] += 1
+        try:
+            await self.app(
+                scope,
+                _replay(body, receive) if scope["type"] == "http" else receive,
+                _Responder(send, call, rewrite_busy=work, new_session=new_session, secure=secure),
+            )
+        finally:
+            if work:
+                self._in_flight[call.client] -= 1
+                if self._in_flight[call.client] <= 0:
+                    del self._in_flight[call.client]
+
+    def _queued(self, client: str) -> int:
+        """A client's requests in the app's queue, plus those on their way into it."""
+        waiting = self.waiting(client) if self.waiting is not None else 0
+        return waiting + self._in_flight[client]
 
     def _classify(self, call: _Call, body: bytes) -> bool:
         """Whether the request runs a function; note which one and its question.
