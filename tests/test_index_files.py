@@ -205,6 +205,10 @@ def test_faiss_with_too_few_vectors_is_named(index_copy: Path) -> None:
 def test_bad_manifest_is_named(index_copy: Path, content: str) -> None:
     path = _version(index_copy) / "manifest.json"
     path.write_text(content, encoding="utf-8")
+    # Its checksum agrees (a manifest written wrong, not damaged later): what is wrong with
+    # its content is named. A changed manifest is tested in test_data_safety.py.
+    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    (path.parent / "manifest.sha256").write_text(digest + "\n", encoding="ascii")
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
     assert re.fullmatch(
