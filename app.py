@@ -5,6 +5,10 @@
 The same options can come from ``QA_HOST``, ``QA_PORT``, ``QA_SEEDS`` and ``QA_INDEX``.
 HTTP API (``gradio_client``): ``/answer`` (question, k) -> Answer as JSON, ``/search`` (query, k)
 -> passages as JSON, ``/document`` (source) -> one seed document as JSON.
+
+Authentication, allowed hosts, request bounds and the audit log live in ``qa.ui.security`` /
+``qa.ui.guard`` (see README, "Exposing qa on a network"); secrets come from the environment
+(``QA_API_TOKEN``, ``QA_UI_PASSWORD``) or files, never from the command line.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import argparse
 import logging
+import math
 import queue
 import re
 import sys
@@ -35,13 +40,17 @@ import qa
 from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
 from qa.formatting import describe
+from qa.search.query import parse_k
 from qa.ui.render import (
     answer_markdown,
     document_html,
+    plain_markdown,
     reading_markdown,
     source_messages,
     status_markdown,
 )
+from qa.ui.security import AccessSettings, RateLimit, allowed_hosts, check_bind, load_credentials
+from qa.ui.serve import ServerLimits, guarded_app, serve
 
 logger = logging.getLogger("qa.app")
 
@@ -51,7 +60,10 @@ EXAMPLES = [
     "Who is the chief executive of Porsche?",
     "Wer ist der Finanzvorstand von Porsche?",
 ]
-MAX_K = 20
+MAX_K = 20  # the slider's end; the library accepts up to qa.config.MAX_K
+#: The chat keeps this many messages of a conversation on the server (a question, its answer
+#: and its source panels are 3-5 messages).
+MAX_HISTORY = 200
 #: Pause between streamed pieces of an answer: long enough to be seen, short enough not to wait.
 STREAM_PAUSE = 0.015
 
@@ -67,6 +79,13 @@ def _error(exc: Exception) -> gr.Error:
         f"Something went wrong ({type(exc).__name__}); the server log has the details.",
         print_exception=False,
     )
+
+
+def _offset(value: object) -> int:
+    """A character offset from the page (a number, maybe a float); 0 when it is none."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return max(0, int(value))
+    return 0
 
 
 def _pieces(text: str, n: int = 8) -> Iterator[str]:
@@ -106,37 +125,48 @@ class QAApp:
     def respond(
         self,
         message: str,
-        history: list[Message],
+        history: list[Message] | None,
         k: float,
         show_scores: bool,
         use_reader: bool = True,
-    ) -> Iterator[tuple[list[Message], str]]:
+    ) -> Iterator[tuple[list[Message], str, list[Message]]]:
         """Stream the answer into the chat, then add one source panel per citation.
 
-        With the reader on, a "reading" note naming the passages comes first: retrieval takes
-        milliseconds, the reader a few hundred.
+        The conversation lives in the session's server-side state (``history``), not in the
+        request: a question's request stays a few hundred bytes however long the chat grows.
+        Yields the chat, the cleared question box and the new state. With the reader on, a
+        "reading" note naming the passages comes first: retrieval takes milliseconds, the
+        reader a few hundred.
         """
-        question = (message or "").strip()
+        question = message.strip() if isinstance(message, str) else ""
         if not question:
             raise gr.Error("Type a question about the seeds first.", print_exception=False)
-        history = [*history, {"role": "user", "content": question}]
-        yield history, ""
+        try:
+            passages = parse_k(k)
+        except qa.QAError as exc:
+            raise _error(exc) from None
+        earlier = list(history or [])[-MAX_HISTORY:]
+        # The asker's own words are shown as text: no Markdown, links or HTML of theirs.
+        chat = [*earlier, {"role": "user", "content": plain_markdown(question)}]
+        yield chat, "", chat
         try:
             retriever = qa.cached_retriever(self.index_dir)
-            evidence = retriever.evidence(question, int(k))
+            evidence = retriever.evidence(question, passages)
             if use_reader and evidence.passages:
                 note = {"role": "assistant", "content": reading_markdown(evidence.ranked)}
-                yield [*history, note], ""
+                yield [*chat, note], "", chat
             result = retriever.answer_from(evidence, reader="onnx" if use_reader else "none")
         except Exception as exc:
             raise _error(exc) from None
         final = answer_markdown(result)
         if result.found:
             for piece in _pieces(result.text):
-                yield [*history, {"role": "assistant", "content": piece}], ""
+                partial = [*chat, {"role": "assistant", "content": plain_markdown(piece)}]
+                yield partial, "", chat
                 time.sleep(STREAM_PAUSE)
         reply = [{"role": "assistant", "content": final}]
-        yield [*history, *reply, *source_messages(result, show_scores=show_scores)], ""
+        done = [*chat, *reply, *source_messages(result, show_scores=show_scores)]
+        yield done, "", done
 
     def open_document(
         self,
@@ -154,8 +184,8 @@ class QAApp:
             raise _error(exc) from None
         span = None
         if span_start is not None and span_end is not None:
-            span = (int(span_start), int(span_end))
-        html = document_html(document, int(start or 0), int(end or 0), span)
+            span = (_offset(span_start), _offset(span_end))
+        html = document_html(document, _offset(start), _offset(end), span)
         return html, gr.Sidebar(open=True)
 
     def rebuild(self) -> Iterator[tuple[str, Any]]:
@@ -168,6 +198,27 @@ class QAApp:
         finally:
             self.build_note = None
             self._build_lock.release()
+
+    def rebuild_in_background(self) -> threading.Thread | None:
+        """Start a rebuild without waiting for it (at start, when the seeds changed): the
+        current index keeps answering until the new one is published. ``None`` when a rebuild
+        is already running."""
+        if not self._build_lock.acquire(blocking=False):
+            return None
+
+        def work() -> None:
+            try:
+                for _ in self._rebuild():
+                    pass
+            except gr.Error as exc:
+                logger.warning("rebuild failed, serving the previous index: %s", exc.message)
+            finally:
+                self.build_note = None
+                self._build_lock.release()
+
+        thread = threading.Thread(target=work, name="qa-background-rebuild", daemon=True)
+        thread.start()
+        return thread
 
     def _rebuild(self) -> Iterator[tuple[str, Any]]:
         updates: queue.Queue[qa.BuildProgress] = queue.Queue()
@@ -218,14 +269,14 @@ class QAApp:
                 raise qa.InvalidQueryError(
                     f"reader must be one of {', '.join(qa.config.READERS)}, got {reader!r}."
                 )
-            return asdict(self.answer(question, int(k), reader))
+            return asdict(self.answer(question, parse_k(k), reader))
         except Exception as exc:
             raise _error(exc) from None
 
     def api_search(self, query: str, k: int = DEFAULT_K) -> list[dict[str, Any]]:
         """The k best passages for a query, as JSON (text, source, start, end, score…)."""
         try:
-            return [asdict(p) for p in qa.retrieve(query, int(k), index_dir=self.index_dir)]
+            return [asdict(p) for p in qa.retrieve(query, parse_k(k), index_dir=self.index_dir)]
         except Exception as exc:
             raise _error(exc) from None
 
@@ -237,9 +288,14 @@ class QAApp:
             raise _error(exc) from None
 
 
-def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str]) -> gr.Blocks:
+def build_demo(
+    seeds_dir: str | os.PathLike[str],
+    index_dir: str | os.PathLike[str],
+    *,
+    app: QAApp | None = None,
+) -> gr.Blocks:
     """The Gradio Blocks of the chat over ``index_dir`` (documents shown from ``seeds_dir``)."""
-    app = QAApp(Path(seeds_dir), Path(index_dir))
+    app = app or QAApp(Path(seeds_dir), Path(index_dir))
     demo: gr.Blocks
     with gr.Blocks(title="qa — ask the seeds") as demo:
         with gr.Sidebar(label="Document", open=False, position="right", width=460) as sidebar:
@@ -258,6 +314,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             height=560,
             buttons=["copy", "copy_all"],
             feedback_options=None,
+            latex_delimiters=[],  # seed text and questions are shown, never typeset
             placeholder="Ask a question about the seed documents. Every answer quotes and "
             "cites the sentence it rests on; open a source to see it in its document.",
             layout="panel",
@@ -297,25 +354,27 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             doc_span_end = gr.Number(visible="hidden", precision=0)
             open_doc = gr.Button("open", visible="hidden", elem_id="qa-open-doc")
         timer = gr.Timer(20)
+        history = gr.State([])  # the conversation, kept per session on the server
 
-        chat_inputs = [question, chatbot, k, show_scores, use_reader]
+        chat_inputs = [question, history, k, show_scores, use_reader]
+        chat_outputs = [chatbot, question, history]
         private: dict[str, Any] = {"api_visibility": "private", "concurrency_id": "chat"}
         gr.on(
             [question.submit, ask.click],
             app.respond,
             chat_inputs,
-            [chatbot, question],
+            chat_outputs,
             show_progress="hidden",
             concurrency_limit=4,
             **private,
         )
         examples.click(
             lambda sample: sample[0], examples, question, queue=False, api_visibility="private"
-        ).then(app.respond, chat_inputs, [chatbot, question], show_progress="hidden", **private)
+        ).then(app.respond, chat_inputs, chat_outputs, show_progress="hidden", **private)
         clear.click(
-            lambda: ([], gr.Sidebar(open=False)),
+            lambda: ([], [], gr.Sidebar(open=False)),
             None,
-            [chatbot, sidebar],
+            [chatbot, history, sidebar],
             queue=False,
             api_visibility="private",
         )
@@ -348,32 +407,117 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ
-    parser = argparse.ArgumentParser(description="Chat with the seed documents in a browser.")
+    parser = argparse.ArgumentParser(
+        description="Chat with the seed documents in a browser.",
+        epilog="Secrets are read from the environment (QA_API_TOKEN, QA_UI_PASSWORD, "
+        "QA_UI_USER) or from files, never from the command line.",
+    )
     parser.add_argument("--host", default=env.get("QA_HOST", "127.0.0.1"), help="bind address")
     parser.add_argument("--port", type=int, default=int(env.get("QA_PORT", "7860")))
     parser.add_argument("--seeds", default=env.get("QA_SEEDS", DEFAULT_SEEDS_DIR))
     parser.add_argument("--index", default=env.get("QA_INDEX", DEFAULT_INDEX_DIR))
+    group = parser.add_argument_group("access (see README, 'Exposing qa on a network')")
+    group.add_argument(
+        "--api-token-file",
+        metavar="FILE",
+        help="bearer tokens for the HTTP API, one a line (or QA_API_TOKEN / QA_API_TOKEN_FILE)",
+    )
+    group.add_argument(
+        "--users-file",
+        metavar="FILE",
+        help="chat logins, 'user:password' a line (or QA_UI_PASSWORD / QA_USERS_FILE)",
+    )
+    group.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[h for h in env.get("QA_ALLOWED_HOSTS", "").split(",") if h],
+        metavar="NAME",
+        help="a Host name clients use to reach the app (repeatable; loopback names always)",
+    )
+    group.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="serve a non-loopback address without authentication (trusted networks only)",
+    )
+    group.add_argument(
+        "--trusted-proxy",
+        default=env.get("QA_TRUSTED_PROXY", ""),
+        metavar="ADDR",
+        help="address of a reverse proxy whose X-Forwarded-For/-Proto headers are believed",
+    )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--rate-limit",
+        type=int,
+        default=int(env.get("QA_RATE_LIMIT", str(RateLimit().per_minute))),
+        metavar="N",
+        help=f"questions and page loads per client and minute (0: off; default "
+        f"{RateLimit().per_minute}, bursts of {RateLimit().burst})",
+    )
+    limits.add_argument(
+        "--queue-size",
+        type=int,
+        default=int(env.get("QA_QUEUE_SIZE", str(ServerLimits().queue_size))),
+        metavar="N",
+        help=f"questions waiting at most; more are answered 'busy' (default "
+        f"{ServerLimits().queue_size})",
+    )
+    limits.add_argument(
+        "--client-queue",
+        type=int,
+        default=int(env.get("QA_CLIENT_QUEUE", str(AccessSettings().max_waiting_per_client))),
+        metavar="N",
+        help=f"questions one client may have waiting; more get 429 (0: no cap; default "
+        f"{AccessSettings().max_waiting_per_client})",
+    )
+    limits.add_argument(
+        "--audit-log",
+        default=env.get("QA_AUDIT_LOG"),
+        metavar="FILE",
+        help="append one JSON line per request (time, client, question length, status)",
+    )
+    limits.add_argument(
+        "--audit-questions",
+        action="store_true",
+        help="also write the questions' text into the audit log",
+    )
     return parser.parse_args(argv)
 
 
-def prepare_index(seeds_dir: str, index_dir: str) -> None:
-    """Build the index when it is missing or stale; keep a usable old one if that fails."""
+def prepare_index(seeds_dir: str, index_dir: str) -> bool:
+    """Build the index before serving only when there is none that can serve; return whether
+    a rebuild should run in the background (the seeds or settings changed)."""
     reason = qa.needs_build(seeds_dir, index_dir)
     if reason is None:
-        return
-    logger.warning("building the index (%s)…", reason)
-    try:
-        stats = qa.build_index(seeds_dir, index_dir)
-    except qa.QAError as exc:
-        if not reason.kind.index_usable:
-            raise
-        logger.warning("rebuild failed, serving the previous index: %s", exc)
-        return
+        return False
+    if reason.kind.index_usable:
+        logger.warning("serving the current index; rebuilding in the background (%s)", reason)
+        return True
+    logger.warning("building the index before serving (%s)…", reason)
+    stats = qa.build_index(seeds_dir, index_dir)
     logger.warning(
         "index ready: %d documents, %d chunks in %.1f s",
         stats.documents,
         stats.chunks,
         stats.seconds,
+    )
+    return False
+
+
+def access_settings(args: argparse.Namespace) -> AccessSettings:
+    """The guard's settings from the command line and the environment."""
+    credentials = load_credentials(
+        os.environ, token_file=args.api_token_file, users_file=args.users_file
+    )
+    check_bind(args.host, credentials, insecure_no_auth=args.insecure_no_auth)
+    per_minute = args.rate_limit
+    return AccessSettings(
+        credentials=credentials,
+        allowed_hosts=allowed_hosts(args.host, args.allowed_host),
+        rate_limit=RateLimit(per_minute=per_minute, burst=max(1, min(30, per_minute or 30))),
+        max_waiting_per_client=max(0, args.client_queue),
+        audit_log=Path(args.audit_log) if args.audit_log else None,
+        audit_questions=args.audit_questions,
     )
 
 
@@ -381,22 +525,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        prepare_index(args.seeds, args.index)
+        settings = access_settings(args)
+        rebuild_later = prepare_index(args.seeds, args.index)
         qa.cached_retriever(args.index)  # load once now: the first question is answered warm
     except qa.QAError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    demo = build_demo(args.seeds, args.index)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
+    app = QAApp(Path(args.seeds), Path(args.index))
+    demo = build_demo(args.seeds, args.index, app=app)
+    if rebuild_later:
+        app.rebuild_in_background()
+    limits = ServerLimits(queue_size=args.queue_size, trusted_proxies=args.trusted_proxy)
+    guarded = guarded_app(
+        demo,
+        settings,
+        limits=limits,
+        question_fns=("answer", "search", "respond"),
         css=ui.css(),
         head=ui.head(),
         footer_links=["api"],
         show_error=True,
-        quiet=False,
     )
+    print(f"* Running on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    serve(guarded, host=args.host, port=args.port, limits=limits)
     return 0
 
 

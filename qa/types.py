@@ -160,6 +160,9 @@ class IndexStats:
     chunks_reused: int = 0
     full_rebuild_reason: str | None = None
     skipped: tuple[SkippedSeed, ...] = field(default_factory=tuple)
+    #: Seed files and folders (``name/``) that could not be read; the documents the previous
+    #: index held from them were kept as they were.
+    unreadable: tuple[SkippedSeed, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,8 @@ class IndexInfo:
     seeds_added: tuple[str, ...]
     seeds_changed: tuple[str, ...]
     seeds_removed: tuple[str, ...]
+    #: Seed files and folders (``name/``) that cannot be read now; not counted as removed.
+    seeds_unreadable: tuple[str, ...] = ()
 
     @property
     def stale(self) -> bool:

@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +65,9 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # up, and asking for a login
+                return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.25)
@@ -72,18 +75,28 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout
 
 
 @contextmanager
-def running_app(workdir: Path, *, seeds: Path = SEEDS) -> Iterator[AppServer]:
-    """Copy ``seeds`` into ``workdir``, start the app over it, and stop it afterwards."""
+def running_app(
+    workdir: Path,
+    *,
+    seeds: Path = SEEDS,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Iterator[AppServer]:
+    """Copy ``seeds`` into ``workdir``, start the app over it (with extra ``args`` and
+    environment ``env``), and stop it afterwards."""
     seeds_copy = workdir / "seeds"
     shutil.copytree(seeds, seeds_copy)
     index = workdir / "index"
     log = workdir / "app.log"
     port = free_port()
-    env = {
-        **os.environ,
+    environment = {
+        **{
+            k: v for k, v in os.environ.items() if not k.startswith(("QA_API", "QA_UI", "QA_USERS"))
+        },
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     command = [
         sys.executable,
@@ -94,10 +107,11 @@ def running_app(workdir: Path, *, seeds: Path = SEEDS) -> Iterator[AppServer]:
         str(index),
         "--port",
         str(port),
+        *args,
     ]
     started = time.monotonic()
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
+        process = subprocess.Popen(command, cwd=workdir, env=environment, stdout=out, stderr=out)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, process, log, START_TIMEOUT)

@@ -115,16 +115,44 @@ def test_empty_question(retriever: qa.Retriever, question: str, method: str) -> 
     assert str(caught.value) == "The question is empty; type a question about the seeds."
 
 
-@pytest.mark.parametrize("k", [0, -1, True, 2.5])
+@pytest.mark.parametrize("k", [0, -1, True, 2.5, 51, 10**9, "5", float("nan"), None])
 def test_bad_k(retriever: qa.Retriever, k: object) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         retriever.retrieve("Porsche", k)  # type: ignore[arg-type]
-    assert str(caught.value) == f"k must be a whole number of at least 1, got {k!r}."
+    assert str(caught.value) == f"k must be a whole number from 1 to 50, got {k!r}."
+
+
+def test_k_up_to_fifty_is_accepted(retriever: qa.Retriever) -> None:
+    assert len(retriever.retrieve("Porsche", 50)) == 4  # every chunk of the test seeds
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"), [(5, "int"), (None, "NoneType"), (["Porsche"], "list"), (b"x", "bytes")]
+)
+@pytest.mark.parametrize("method", ["retrieve", "answer"])
+def test_a_question_that_is_not_text(
+    retriever: qa.Retriever, question: object, kind: str, method: str
+) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        getattr(retriever, method)(question)
+    assert str(caught.value) == (
+        f"The question must be text, got {kind}; send the question as a string."
+    )
+
+
+@pytest.mark.parametrize("method", ["retrieve", "answer"])
+def test_a_lone_surrogate_is_named(retriever: qa.Retriever, method: str) -> None:
+    with pytest.raises(InvalidQueryError) as caught:
+        getattr(retriever, method)("Wann \ud800?")
+    assert str(caught.value) == (
+        "The question holds a character that is not valid Unicode text (a lone surrogate at "
+        "character 6, such as a byte that is not UTF-8); type or paste the question again."
+    )
 
 
 def test_module_wrapper_rejects_k_zero(built_index: Path) -> None:
     with pytest.raises(
-        InvalidQueryError, match=r"^k must be a whole number of at least 1, got 0\.$"
+        InvalidQueryError, match=r"^k must be a whole number from 1 to 50, got 0\.$"
     ):
         qa.retrieve("Porsche", 0, index_dir=built_index)
     with pytest.raises(InvalidQueryError, match=r"^The question is empty"):

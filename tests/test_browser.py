@@ -215,6 +215,19 @@ def test_the_theme_button_switches_light_and_dark(page: Page) -> None:
     assert page.evaluate(dark) is before
 
 
+def test_the_askers_words_show_as_typed_and_load_nothing(page: Page) -> None:
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    question = 'Porsche <img src="/probe-img.png"> [link](/probe-link) **fett** www.example.org?'
+    ask(page, question)
+    expect(page.locator("#qa-chat [data-testid='bot']").first).to_be_visible(timeout=ANSWER_TIMEOUT)
+    user = page.locator("#qa-chat [data-testid='user']").last
+    expect(user).to_contain_text(question)
+    for tag in ("img", "a", "strong"):
+        expect(user.locator(tag)).to_have_count(0)
+    assert [url for url in fetched if "probe-" in url] == []
+
+
 def test_rebuild_after_adding_a_seed_answers_from_it(page: Page, server: AppServer) -> None:
     """Last in the module: it adds a seed to the shared app's folder."""
     (server.seeds / "en" / "lighthouse.md").write_text(LIGHTHOUSE, encoding="utf-8")

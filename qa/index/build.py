@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -61,6 +62,7 @@ def build_index(
     """
     started = time.perf_counter()
     seeds_path, index_path = Path(seeds_dir), Path(index_dir)
+    check_apart(seeds_path, index_path)
     emb = get_embedder(embedder)
     chunker = chunker or Chunker()
     lock_path = index_path / persist.LOCK
@@ -73,6 +75,9 @@ def build_index(
                     "for the index (`qa build --index DIR`). The file was left as it is."
                 )
             _writable(index_path, lambda: index_path.mkdir(parents=True, exist_ok=True))
+            problem = persist.pointer_problem(index_path)
+            if problem:
+                raise IndexWriteError(f"Cannot publish a new index: {problem}.")
             _writable(index_path, lambda: lock.acquire(timeout=0))
         except Timeout:
             if lock_timeout is not None and lock_timeout <= 0:
@@ -88,6 +93,30 @@ def build_index(
         return _build_locked(seeds_path, index_path, emb, chunker, full, progress, started)
     finally:
         lock.release()
+
+
+def check_apart(seeds_path: Path, index_path: Path) -> None:
+    """Refuse an index folder that is the seeds folder, lies inside it, or holds it: a build
+    writes and deletes in the index folder, and the seeds are the user's."""
+    try:
+        seeds, index = seeds_path.resolve(), index_path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+        raise IndexWriteError(
+            f"Cannot resolve the seeds folder {seeds_path} or the index folder {index_path} "
+            f"({exc}); pass plain folders."
+        ) from exc
+    where = None
+    if index == seeds:
+        where = f"The index folder {index_path} is the seeds folder"
+    elif index.is_relative_to(seeds):
+        where = f"The index folder {index_path} is inside the seeds folder {seeds_path}"
+    elif seeds.is_relative_to(index):
+        where = f"The seeds folder {seeds_path} is inside the index folder {index_path}"
+    if where:
+        raise IndexWriteError(
+            f"{where}; keep them apart (for example `qa build --seeds seeds --index index`). "
+            "Nothing was written."
+        )
 
 
 def _build_locked(
@@ -114,7 +143,8 @@ def _build_locked(
     persist.checkpoint("embedded")
     version, manifest = _write(plan, embedded, started)
     persist.checkpoint("version-written")
-    _writable(index_path, lambda: persist.publish(index_path, version))
+    mode = plan.scan.file_mode
+    _writable(index_path, lambda: persist.publish(index_path, version, file_mode=mode))
     persist.checkpoint("published")
     prev = plan.previous
     persist.remove_old_versions(index_path, keep=[prev.version] if prev.version else [])
@@ -152,28 +182,31 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
     sentence_parts: list[Vectors] = []
     latent_parts: list[LatentVectors] = []
     records = []
-    for doc in plan.scan.documents:
-        item = embedded.get(doc.sha256) or plan.previous.reusable[doc.sha256]
-        chunks = _retarget(item.chunks, doc.source)
-        sentences = _retarget(item.sentences, doc.source)
+    documents = [
+        DocumentRecord(
+            source=doc.source,
+            sha256=doc.sha256,
+            chars=len(doc.text),
+            body_start=doc.body_start,
+            date=doc.date,
+            authors=doc.authors,
+            language=plan.languages[doc.source],
+            chunks=0,
+            sentences=0,
+        )
+        for doc in plan.scan.documents
+    ]
+    # Documents whose files cannot be read just now stay as the live index holds them.
+    for record in sorted((*documents, *plan.carried), key=lambda r: r.source):
+        item = embedded.get(record.sha256) or plan.previous.reusable[record.sha256]
+        chunks = _retarget(item.chunks, record.source)
+        sentences = _retarget(item.sentences, record.source)
         all_chunks.extend(chunks)
         all_sentences.extend(sentences)
         chunk_parts.append(item.chunk_vectors)
         sentence_parts.append(item.sentence_vectors)
         latent_parts.append(item.sentence_latent)
-        records.append(
-            DocumentRecord(
-                source=doc.source,
-                sha256=doc.sha256,
-                chars=len(doc.text),
-                body_start=doc.body_start,
-                date=doc.date,
-                authors=doc.authors,
-                language=plan.languages[doc.source],
-                chunks=len(chunks),
-                sentences=len(sentences),
-            )
-        )
+        records.append(dataclasses.replace(record, chunks=len(chunks), sentences=len(sentences)))
     settings = plan.settings
     dim = settings.embedder.dimension
     chunk_store = VectorStore.from_vectors(np.concatenate(chunk_parts), dim)
@@ -203,6 +236,7 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
             chunk_store,
             sentence_store,
             sentence_latent,
+            file_mode=plan.scan.file_mode,
         )
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         shutil.rmtree(version, ignore_errors=True)
@@ -228,6 +262,7 @@ def _stats(plan: BuildPlan, manifest: Manifest, started: float, chunks_embedded:
         chunks_reused=manifest.counts.chunks - chunks_embedded,
         full_rebuild_reason=plan.previous.reason,
         skipped=plan.scan.skipped,
+        unreadable=plan.scan.unreadable,
     )
 
 

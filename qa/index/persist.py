@@ -6,8 +6,10 @@ Layout of an index folder::
       CURRENT              name of the live version folder (replaced atomically)
       .lock                held by the one build that may write
       v-<utc time>-<id>/   one version; only the live one and the one it replaced are kept
+        .qa-version        marks the folder as made by a build (nothing else is ever deleted)
         manifest.json      format, embedder, chunker, qa version, documents (sha256),
                            skipped seeds, files (bytes, sha256), the version it replaces
+        manifest.sha256    sha256 of manifest.json (written last)
         chunks.jsonl       one chunk a line: source, start, end, text
         sentences.jsonl    one sentence a line: source, start, end, text
         chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
@@ -15,21 +17,26 @@ Layout of an index folder::
         sentences.latent.npz  sparse latent-term vectors of the sentences (numpy CSR arrays;
                            no rows' entries when the embedder has no latent head)
 
-A build writes a new version folder completely (files fsynced, the manifest last), then
-replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old or the new
-index, never a mix, and a build killed at any point leaves the old one in place. After
-publishing, the build deletes every version folder but the new one and the one it replaced
-(a reader that read ``CURRENT`` just before the swap may still be opening it); folders of
-killed builds go then too. No file is ever unpickled.
+A build writes a new version folder completely (files fsynced, the manifest and its checksum
+last), then replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old
+or the new index, never a mix, and a build killed at any point leaves the old one in place.
+After publishing, the build deletes every version folder it made (marked by ``.qa-version``)
+but the new one and the one it replaced (a reader that read ``CURRENT`` just before the swap
+may still be opening it); folders of killed builds go then too. Anything else in the index
+folder is never touched. A version folder is created owner-only and gets the permissions of
+the seeds it holds once written. No file is ever unpickled.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -45,7 +52,9 @@ from .store import VectorStore
 
 CURRENT = "CURRENT"
 LOCK = ".lock"
+MARKER = ".qa-version"
 MANIFEST = "manifest.json"
+MANIFEST_SHA256 = "manifest.sha256"
 CHUNKS = "chunks.jsonl"
 SENTENCES = "sentences.jsonl"
 CHUNK_VECTORS = "chunks.faiss"
@@ -53,6 +62,16 @@ SENTENCE_VECTORS = "sentences.faiss"
 SENTENCE_LATENT = "sentences.latent.npz"
 _FILES = (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS, SENTENCE_LATENT)
 _VERSION_PREFIX = "v-"
+#: A version folder's name as :func:`new_version_dir` makes it.
+_VERSION_NAME = re.compile(r"v-\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
+_CURRENT_TMP = re.compile(r"CURRENT\.[0-9a-f]{8}\.tmp")
+_MARKER_TEXT = "qa index version folder; made by `qa build`, removed by later builds\n"
+#: What ``CURRENT`` may name (older builds' names included); anything else is refused unread.
+_POINTER_NAME = re.compile(r"v-[A-Za-z0-9._-]{1,100}")
+#: ``CURRENT`` holds one version name; more than this is not one.
+_MAX_POINTER_BYTES = 256
+#: Index format from which every manifest has its ``manifest.sha256``.
+_CHECKSUMMED_FROM = 3
 #: How often a reader retries when builds keep replacing the version it is opening.
 _READ_ATTEMPTS = 5
 
@@ -103,13 +122,38 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             handle.write("\n")
 
 
+def dir_mode(file_mode: int) -> int:
+    """A folder's permission bits for files of ``file_mode``: enterable where readable.
+
+    >>> oct(dir_mode(0o640))
+    '0o750'
+    """
+    return file_mode | ((file_mode & 0o444) >> 2)
+
+
 def new_version_dir(index_dir: Path) -> Path:
+    """Create an empty version folder, owner-only while it is written, marked as a build's."""
     index_dir.mkdir(parents=True, exist_ok=True)
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
     path = index_dir / f"{_VERSION_PREFIX}{stamp}-{secrets.token_hex(4)}"
-    path.mkdir()
+    path.mkdir(mode=0o700)
+    (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
     return path
+
+
+def is_own_version(path: Path) -> bool:
+    """Whether ``path`` is a version folder a build made: marked, or (from builds before the
+    marker) named like one and holding a qa manifest. Nothing else is ever deleted."""
+    if path.is_symlink() or not path.is_dir() or not _VERSION_NAME.fullmatch(path.name):
+        return False
+    if (path / MARKER).is_file():
+        return True
+    try:
+        Manifest.from_json(json.loads((path / MANIFEST).read_text(encoding="utf-8")), path)
+    except (OSError, ValueError, IndexCorruptError):
+        return False
+    return True
 
 
 def write_version(
@@ -120,8 +164,12 @@ def write_version(
     chunk_store: VectorStore,
     sentence_store: VectorStore,
     sentence_latent: LatentVectors,
+    *,
+    file_mode: int = 0o600,
 ) -> Manifest:
-    """Write every file of a version folder, then its manifest with the files' checksums.
+    """Write every file of a version folder, then its manifest with the files' checksums and
+    the manifest's own checksum; then give the files ``file_mode`` (the folder is owner-only
+    until then).
 
     Returns the manifest as written (with its ``files``).
     """
@@ -142,37 +190,97 @@ def write_version(
         _fsync_file(path / name)
         files[name] = FileRecord((path / name).stat().st_size, file_sha256(path / name))
     manifest = dataclasses.replace(manifest, files=files)
-    tmp = path / (MANIFEST + ".tmp")
-    text = json.dumps(manifest.to_json(), indent=2, ensure_ascii=False)
-    tmp.write_text(text + "\n", encoding="utf-8")
-    _fsync_file(tmp)
-    os.replace(tmp, path / MANIFEST)
+    data = (json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    for name, content in (
+        (MANIFEST, data),
+        (MANIFEST_SHA256, (hashlib.sha256(data).hexdigest() + "\n").encode("ascii")),
+    ):
+        tmp = path / (name + ".tmp")
+        tmp.write_bytes(content)
+        _fsync_file(tmp)
+        os.replace(tmp, path / name)
+    for name in (*_FILES, MANIFEST, MANIFEST_SHA256, MARKER):
+        os.chmod(path / name, file_mode)
+    os.chmod(path, dir_mode(file_mode))
     _fsync_dir(path)
     return manifest
 
 
-def publish(index_dir: Path, version: Path) -> None:
-    """Point ``CURRENT`` at ``version`` atomically."""
+def pointer_problem(index_dir: Path) -> str | None:
+    """Why ``CURRENT`` cannot be replaced by a build (it is something a build did not make),
+    or ``None``. A missing pointer, a file or a symlink (replaced, never followed) is fine."""
+    try:
+        info = (index_dir / CURRENT).lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{index_dir / CURRENT} cannot be inspected ({exc.strerror or exc})"
+    if stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+        return None
+    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+    return (
+        f"{index_dir / CURRENT} is {kind}, which a build did not make and will not replace; "
+        "move it out of the index folder"
+    )
+
+
+def publish(index_dir: Path, version: Path, *, file_mode: int = 0o600) -> None:
+    """Point ``CURRENT`` at ``version`` atomically (a failed swap leaves no temporary file)."""
     tmp = index_dir / f"{CURRENT}.{secrets.token_hex(4)}.tmp"
-    tmp.write_text(version.name + "\n", encoding="utf-8")
-    _fsync_file(tmp)
-    os.replace(tmp, index_dir / CURRENT)
+    try:
+        tmp.write_text(version.name + "\n", encoding="utf-8")
+        os.chmod(tmp, file_mode)
+        _fsync_file(tmp)
+        os.replace(tmp, index_dir / CURRENT)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(index_dir)
 
 
-def current_version(index_dir: Path) -> Path:
-    pointer = index_dir / CURRENT
-    if not pointer.is_file():
-        raise IndexNotFoundError(
-            f"No index at {index_dir}/ — run `qa build` (or qa.build_index()) to create it."
-        )
+def _read_pointer(pointer: Path) -> str:
+    """The version name in ``CURRENT``; never follows a symlink nor quotes a stray file."""
+    fix = "run `qa build` to rebuild the index"
     try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        info = pointer.lstat()
+    except FileNotFoundError:
+        raise IndexNotFoundError(
+            f"No index at {pointer.parent}/ — run `qa build` (or qa.build_index()) to create it."
+        ) from None
+    except OSError as exc:
+        raise IndexCorruptError(f"{pointer} is unreadable ({exc.strerror}); {fix}.") from exc
+    if stat.S_ISLNK(info.st_mode):
         raise IndexCorruptError(
-            f"{pointer} is unreadable ({exc}); run `qa build` to rebuild the index."
-        ) from exc
-    if not name.startswith(_VERSION_PREFIX) or "/" in name or not (index_dir / name).is_dir():
+            f"{pointer} is a symbolic link, not the plain file a build writes; {fix} "
+            "(it replaces the link, not what it points to)."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise IndexCorruptError(f"{pointer} is not a file; move it away, then {fix}.")
+    try:
+        with open(pointer, "rb") as handle:
+            raw = handle.read(_MAX_POINTER_BYTES + 1)
+    except OSError as exc:
+        raise IndexCorruptError(f"{pointer} is unreadable ({exc.strerror}); {fix}.") from exc
+    text = raw.decode("utf-8", "replace")
+    name = text.strip()
+    if _POINTER_NAME.fullmatch(name):
+        return name
+    if len(raw) <= 80 and "\ufffd" not in text and text.rstrip("\n").isprintable():
+        raise IndexCorruptError(
+            f"{pointer} names {name!r}, which is not an index version in {pointer.parent}/; {fix}."
+        )
+    raise IndexCorruptError(
+        f"{pointer} does not name an index version (it holds {len(raw)}"
+        f"{'+' if len(raw) > _MAX_POINTER_BYTES else ''} bytes that are not a version name); "
+        f"{fix}."
+    )
+
+
+def current_version(index_dir: Path) -> Path:
+    """The live version folder named by ``CURRENT``."""
+    pointer = index_dir / CURRENT
+    name = _read_pointer(pointer)
+    if not (index_dir / name).is_dir():
         raise IndexCorruptError(
             f"{pointer} names {name!r}, which is not an index version in {index_dir}/; "
             "run `qa build` to rebuild the index."
@@ -181,11 +289,12 @@ def current_version(index_dir: Path) -> Path:
 
 
 def remove_old_versions(index_dir: Path, *, keep: Collection[str] = ()) -> list[str]:
-    """Delete every version folder except the live one and those named in ``keep``.
+    """Delete every version folder a build made except the live one and those in ``keep``.
 
     A build passes the version it replaced: a reader that read ``CURRENT`` just before the
     swap can still open it. Unpublished folders of killed builds go too (call this only while
-    holding the build lock). Returns the names deleted.
+    holding the build lock). Folders a build did not make (see :func:`is_own_version`) stay,
+    whatever their names. Returns the names deleted.
     """
     try:
         live = current_version(index_dir).name
@@ -194,11 +303,12 @@ def remove_old_versions(index_dir: Path, *, keep: Collection[str] = ()) -> list[
     keep_names = {live, *keep}
     removed = []
     for path in sorted(index_dir.glob(f"{_VERSION_PREFIX}*")):
-        if path.is_dir() and path.name not in keep_names:
+        if path.name not in keep_names and is_own_version(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     for tmp in index_dir.glob(f"{CURRENT}.*.tmp"):
-        tmp.unlink(missing_ok=True)
+        if _CURRENT_TMP.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
     return removed
 
 
@@ -226,18 +336,44 @@ def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
 
 
 def read_manifest(version: Path) -> Manifest:
+    """The version's manifest, checked against ``manifest.sha256`` and field by field."""
     path = version / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise IndexCorruptError(
             f"Index file {path} is missing; run `qa build` to rebuild the index."
         ) from exc
+    except OSError as exc:
+        raise IndexCorruptError(
+            f"Index file {path} is unreadable ({exc.strerror or exc}); run `qa build` to rebuild."
+        ) from exc
+    try:
+        expected: str | None = (version / MANIFEST_SHA256).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        expected = None
     except (OSError, ValueError) as exc:
+        raise IndexCorruptError(
+            f"Index file {version / MANIFEST_SHA256} is unreadable ({exc}); run `qa build` to "
+            "rebuild."
+        ) from exc
+    if expected is not None and hashlib.sha256(raw).hexdigest() != expected:
+        raise IndexCorruptError(
+            f"Index file {path} does not match its checksum in {MANIFEST_SHA256}; it is "
+            "truncated or was changed. Run `qa build` to rebuild the index."
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
         raise IndexCorruptError(
             f"Index file {path} is not valid JSON ({exc}); run `qa build` to rebuild."
         ) from exc
-    return Manifest.from_json(data, path)
+    manifest = Manifest.from_json(data, path)
+    if expected is None and manifest.settings.format_version >= _CHECKSUMMED_FROM:
+        raise IndexCorruptError(
+            f"Index file {version / MANIFEST_SHA256} is missing; run `qa build` to rebuild."
+        )
+    return manifest
 
 
 def _check_file(version: Path, name: str, expected: FileRecord | None) -> None:

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..embed.embedders import Embedder
+from ..errors import SeedError
 from ..ingest.chunking import Chunker
 from ..ingest.language import detect_language
-from ..ingest.seeds import SeedScan, scan_seeds
+from ..ingest.seeds import SeedScan, is_under, scan_seeds
 from ..ingest.sentences import split_sentences
 from ..types import Chunk, Document, Sentence
-from .manifest import BuildSettings
+from .manifest import BuildSettings, DocumentRecord
 from .reuse import Previous, previous, settings_of
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,8 @@ class BuildPlan:
     languages: dict[str, str]
     #: Each distinct new content once; empty when the index is up to date.
     work: tuple[DocumentWork, ...]
+    #: Documents of the live index whose files or folders cannot be read now: kept as they are.
+    carried: tuple[DocumentRecord, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -67,8 +73,10 @@ class BuildPlan:
         prev, scan = self.previous, self.scan
         if prev.reason is not None or prev.manifest is None:
             return False
+        now = {d.source: d.sha256 for d in scan.documents}
+        now.update((r.source, r.sha256) for r in self.carried)
         return (
-            prev.documents == {d.source: d.sha256 for d in scan.documents}
+            prev.documents == now
             and prev.manifest.skipped == scan.skipped
             and prev.manifest.skipped_sha256 == scan.skipped_hashes
         )
@@ -81,15 +89,24 @@ def plan_build(
     scan = scan_seeds(seeds_path)
     settings = settings_of(embedder, chunker)
     prev = previous(index_path, settings, full=full)
+    carried = _carried(scan, prev, index_path)
+    if not scan.documents and not carried:
+        detail = "".join(f"\n  {s.reason}" for s in (*scan.unreadable, *scan.skipped))
+        raise SeedError(
+            f"No usable seeds in {seeds_path}: add UTF-8 .txt or .md files to it.{detail}"
+        )
     languages = {doc.source: detect_language(doc.body[:2000]) for doc in scan.documents}
+    now = {d.source: d.sha256 for d in scan.documents}
+    now.update((r.source, r.sha256) for r in carried)
     plan = BuildPlan(
         index_path=index_path,
         scan=scan,
         settings=settings,
         previous=prev,
-        changes=Changes.between(prev.documents, {d.source: d.sha256 for d in scan.documents}),
+        changes=Changes.between(prev.documents, now),
         languages=languages,
         work=(),
+        carried=carried,
     )
     if plan.up_to_date:
         return plan
@@ -104,3 +121,29 @@ def plan_build(
         )
         work.append(DocumentWork(doc, tuple(chunker.split(doc)), tuple(sentences)))
     return dataclasses.replace(plan, work=tuple(work))
+
+
+def _carried(scan: SeedScan, prev: Previous, index_path: Path) -> tuple[DocumentRecord, ...]:
+    """The live index's documents that sit in files or folders unreadable now.
+
+    They are kept as they are rather than taken as deleted; when the live index cannot lend
+    their vectors (a full rebuild), the build stops instead of dropping them.
+    """
+    if not scan.unreadable or prev.manifest is None:
+        return ()
+    read = {d.source for d in scan.documents}
+    kept = tuple(
+        record
+        for record in prev.manifest.documents
+        if record.source not in read and is_under(record.source, scan.unreadable)
+    )
+    if kept and prev.reason is not None:
+        names = ", ".join(u.source for u in scan.unreadable)
+        raise SeedError(
+            f"Cannot rebuild {index_path}/ ({prev.reason}): every document must be read again, "
+            f"but {names} cannot be read, and {len(kept)} indexed document(s) would be lost. "
+            "Fix the permissions and build again; the live index is unchanged."
+        )
+    for u in scan.unreadable:
+        logger.warning("%s", u.reason)
+    return kept

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
 from ..embed.embedders import get_embedder
-from ..errors import IndexCorruptError, IndexNotFoundError
+from ..errors import IndexCorruptError, IndexNotFoundError, SeedError
 from ..ingest.chunking import Chunker
-from ..ingest.seeds import hash_seeds
-from ..types import IndexInfo
+from ..ingest.seeds import SeedHashes, is_under, seed_hashes
+from ..types import IndexInfo, SkippedSeed
 from . import persist
 from .manifest import Manifest
 from .reuse import settings_of
@@ -63,11 +63,17 @@ def _info(version: Path, manifest: Manifest, seeds_dir: str | os.PathLike[str] |
     added: list[str] = []
     changed: list[str] = []
     removed: list[str] = []
+    unreadable: tuple[str, ...] = ()
     if seeds_dir is not None and Path(seeds_dir).is_dir():
-        now = hash_seeds(seeds_dir)
+        try:
+            scan = seed_hashes(seeds_dir)
+        except SeedError:  # the seeds folder itself cannot be read
+            scan = SeedHashes({}, (SkippedSeed(source="", reason=""),))
+        now = scan.hashes
         added = sorted(s for s in now if s not in known)
         changed = sorted(s for s in now if s in known and known[s] != now[s])
-        removed = sorted(s for s in known if s not in now)
+        removed = sorted(s for s in known if s not in now and not is_under(s, scan.unreadable))
+        unreadable = tuple(u.source or f"{seeds_dir}/" for u in scan.unreadable)
     return IndexInfo(
         index_dir=str(version.parent),
         version=version.name,
@@ -82,6 +88,7 @@ def _info(version: Path, manifest: Manifest, seeds_dir: str | os.PathLike[str] |
         seeds_added=tuple(added),
         seeds_changed=tuple(changed),
         seeds_removed=tuple(removed),
+        seeds_unreadable=unreadable,
     )
 
 

@@ -15,7 +15,7 @@ from ..errors import QAError
 from ..ingest.chunking import Chunker
 from ..ingest.seeds import check_seeds_dir, is_seed_name
 from ..types import IndexStats
-from .build import build_index
+from .build import build_index, check_apart
 from .vectors import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def watch_seeds(
         settings = dataclasses.replace(settings, debounce_ms=debounce_ms)
     seeds_path, index_path = Path(seeds_dir), Path(index_dir)
     check_seeds_dir(seeds_path)
+    check_apart(seeds_path, index_path)  # a mistake to stop at once, not to report per change
 
     def rebuild() -> None:
         try:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 from ..config import DEFAULT_SEEDS_DIR, SEED_SUFFIXES
 from ..errors import SeedError
 from ..types import Document
-from .seeds import is_seed_name, read_seed
+from .seeds import is_seed_name, read_seed, seed_name_problem
 
 #: Longer ``source`` strings are refused before touching the file system.
 MAX_SOURCE_CHARS = 1000
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def _refuse(source: object, why: str) -> SeedError:
+    shown = repr(source)
+    if len(shown) > 80:
+        shown = shown[:79] + "…"
     return SeedError(
-        f"Cannot show {source!r}: {why}. Only seed files inside the seeds folder can be shown; "
+        f"Cannot show {shown}: {why}. Only seed files inside the seeds folder can be shown; "
         "pick a source from an answer."
     )
 
@@ -31,15 +36,20 @@ def resolve_seed(seeds_dir: str | os.PathLike[str], source: str) -> Path:
     Traceback (most recent call last):
     qa.errors.SeedError: Cannot show '../etc/passwd': it leaves the seeds folder. ...
     """
-    if not isinstance(source, str) or not source.strip():
+    if not isinstance(source, str):
+        raise _refuse(type(source).__name__, "a file name is text")
+    if not source.strip():
         raise _refuse(source, "no file name was given")
     if len(source) > MAX_SOURCE_CHARS or "\x00" in source:
-        raise _refuse(source[:80], "that is not a file name")
-    if "\\" in source or source.startswith("/") or PurePosixPath(source).is_absolute():
+        raise _refuse(source, "that is not a file name")
+    if source.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(source):
         raise _refuse(source, "absolute paths are not allowed")
     parts = PurePosixPath(source).parts
     if any(part == ".." for part in parts):
         raise _refuse(source, "it leaves the seeds folder")
+    problem = seed_name_problem(PurePosixPath(source))
+    if problem:  # the scan skips such names too, so no indexed source has one
+        raise _refuse(source, problem)
     if not is_seed_name(PurePosixPath(source)):
         hidden = any(part.startswith(".") for part in parts)
         kinds = ", ".join(sorted(SEED_SUFFIXES))
@@ -48,7 +58,10 @@ def resolve_seed(seeds_dir: str | os.PathLike[str], source: str) -> Path:
         )
     root = Path(seeds_dir).resolve()
     path = root.joinpath(*parts)
-    target = path.resolve()
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
+        raise _refuse(source, "it is a symlink loop") from None
     if not target.is_relative_to(root):
         raise _refuse(source, "it links to a file outside the seeds folder")
     if not target.is_file():

@@ -22,12 +22,30 @@ def highlight(passage_text: str, passage_start: int, citation: Citation) -> str:
     return _mark(passage_text, passage_start, citation.start, citation.end, _range(citation.span))
 
 
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_~"})
+#: Every ASCII punctuation character Markdown could read as syntax is backslash-escaped
+#: (CommonMark shows an escaped punctuation character as itself), and ``&<>`` become entities:
+#: text from a question or a seed can then neither emphasise, nor link (``[x](url)``,
+#: ``https://…``, ``www.…``, ``a@b.c``), nor embed HTML such as ``<img>``.
+_MD_PLAIN = str.maketrans(
+    {
+        **{c: "\\" + c for c in "\\`*_~[](){}#+-.!|:@=$^"},
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+    }
+)
 
 
-def _inline(text: str) -> str:
-    """Text made safe for a Markdown message: HTML escaped, emphasis characters literal."""
-    return html.escape(text, quote=False).translate(_MD_SPECIAL)
+def plain_markdown(text: str) -> str:
+    r"""``text`` as a Markdown message that renders as exactly that text.
+
+    >>> plain_markdown("a*b [x](u) <img>")
+    'a\\*b \\[x\\]\\(u\\) &lt;img&gt;'
+    """
+    return text.translate(_MD_PLAIN)
+
+
+_inline = plain_markdown
 
 
 def _range(span: Span | None) -> tuple[int, int] | None:
