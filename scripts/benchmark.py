@@ -164,7 +164,7 @@ def reader_memory() -> str:
     before, after = float(out[0]), float(out[1])
     return "\n".join(
         [
-            "## Reader model memory",
+            "### Reader model memory",
             "",
             "| resident memory (test seeds) | MB |",
             "| --- | ---: |",

@@ -252,7 +252,7 @@ class ReadingAnswerer:
                 number,
                 item.sentence.sentence,
                 item.passage.passage,
-                item.score,
+                item.sentence_score,  # the sentence's own score, as without the reader
                 span if number == 1 else None,
             )
             for number, item in enumerate(chosen, 1)
