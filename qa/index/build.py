@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ from ..embed.latent import LatentVectors
 from ..errors import BuildLockedError, IndexWriteError
 from ..ingest.chunking import Chunker
 from ..types import Chunk, IndexStats, Sentence
-from . import persist
+from . import extractions, persist
 from .manifest import Counts, DocumentRecord, Manifest
 from .plan import BuildPlan, plan_build
 from .reuse import Reusable
@@ -137,11 +138,25 @@ def _build_locked(
 def _retarget(items: Sequence[Any], source: str) -> list[Any]:
     """The same records under a new source name (a renamed or copied file keeps its vectors)."""
     return [
-        item
-        if item.source == source
-        else type(item)(source=source, start=item.start, end=item.end, text=item.text)
+        item if item.source == source else dataclasses.replace(item, source=source)
         for item in items
     ]
+
+
+def _write_extractions(plan: BuildPlan, version: Path) -> list[str]:
+    """Each distinct content's text and location map: new ones written, others carried over."""
+    names: dict[str, str] = {}
+    for doc in plan.scan.documents:
+        key = doc.content_key
+        if key in names:
+            continue
+        locations = plan.scan.locations.get(key)
+        if locations is not None:
+            names[key] = extractions.save_extraction(version, key, doc.text, locations)
+        else:  # known to the live index: its file checked out when the plan was made
+            assert plan.previous.path is not None
+            names[key] = extractions.carry_extraction(plan.previous.path, version, key)
+    return list(names.values())
 
 
 def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tuple[Path, Manifest]:
@@ -153,7 +168,7 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
     latent_parts: list[LatentVectors] = []
     records = []
     for doc in plan.scan.documents:
-        item = embedded.get(doc.sha256) or plan.previous.reusable[doc.sha256]
+        item = embedded.get(doc.content_key) or plan.previous.reusable[doc.content_key]
         chunks = _retarget(item.chunks, doc.source)
         sentences = _retarget(item.sentences, doc.source)
         all_chunks.extend(chunks)
@@ -172,6 +187,9 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
                 language=plan.languages[doc.source],
                 chunks=len(chunks),
                 sentences=len(sentences),
+                kind=doc.kind,
+                title=doc.title,
+                pages=doc.pages,
             )
         )
     settings = plan.settings
@@ -203,6 +221,7 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
             chunk_store,
             sentence_store,
             sentence_latent,
+            extra=_write_extractions(plan, version),
         )
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         shutil.rmtree(version, ignore_errors=True)

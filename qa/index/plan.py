@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..embed.embedders import Embedder
 from ..ingest.chunking import Chunker
+from ..ingest.formats import LocationMap
 from ..ingest.language import detect_language
 from ..ingest.seeds import SeedScan, scan_seeds
 from ..ingest.sentences import split_sentences
@@ -40,7 +42,7 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class DocumentWork:
-    """One new document content to embed: its chunks and sentences."""
+    """One new document content to embed: its chunks and sentences, located in the file."""
 
     document: Document
     chunks: tuple[Chunk, ...]
@@ -71,17 +73,40 @@ class BuildPlan:
             prev.documents == {d.source: d.sha256 for d in scan.documents}
             and prev.manifest.skipped == scan.skipped
             and prev.manifest.skipped_sha256 == scan.skipped_hashes
+            # A damaged extraction file was read again from its seed: write a repaired version.
+            and all(d.content_key in prev.extracted for d in scan.documents)
         )
+
+
+T = TypeVar("T", Chunk, Sentence)
+
+
+def located(item: T, locations: LocationMap) -> T:
+    """``item`` with the page and location of its start (``"p. 3"``, ``"¶ 12"``, ``"line 4"``)."""
+    return dataclasses.replace(
+        item,
+        page=locations.page_at(item.start),
+        location=locations.location(item.start) or None,
+    )
 
 
 def plan_build(
     seeds_path: Path, index_path: Path, embedder: Embedder, chunker: Chunker, *, full: bool
 ) -> BuildPlan:
-    """Scan the seeds and decide what to reuse and what to chunk and embed anew."""
-    scan = scan_seeds(seeds_path)
+    """Scan the seeds and decide what to reuse and what to chunk and embed anew.
+
+    Seeds whose content the live index already holds are not parsed again (their stored
+    text is used), and a seed skipped before with the same bytes keeps its reason.
+    """
     settings = settings_of(embedder, chunker)
     prev = previous(index_path, settings, full=full)
-    languages = {doc.source: detect_language(doc.body[:2000]) for doc in scan.documents}
+    scan = scan_seeds(seeds_path, known=prev.known)
+    languages = {
+        doc.source: record.language
+        if (record := prev.extracted.get(doc.content_key)) is not None
+        else detect_language(doc.body[:2000])
+        for doc in scan.documents
+    }
     plan = BuildPlan(
         index_path=index_path,
         scan=scan,
@@ -96,11 +121,18 @@ def plan_build(
     work: list[DocumentWork] = []
     planned = set(prev.reusable)
     for doc in scan.documents:
-        if doc.sha256 in planned:
+        if doc.content_key in planned:
             continue
-        planned.add(doc.sha256)
+        planned.add(doc.content_key)
+        locations = scan.locations[doc.content_key]
         sentences = split_sentences(
             doc.text, doc.source, doc.body_start, language=languages[doc.source]
         )
-        work.append(DocumentWork(doc, tuple(chunker.split(doc)), tuple(sentences)))
+        work.append(
+            DocumentWork(
+                doc,
+                tuple(located(c, locations) for c in chunker.split(doc)),
+                tuple(located(s, locations) for s in sentences),
+            )
+        )
     return dataclasses.replace(plan, work=tuple(work))
