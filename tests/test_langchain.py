@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -94,7 +95,18 @@ def test_passage_to_document_exact() -> None:
         "latent_score": 0.25,
         "date": "2021-10",
         "authors": ["Jonas Weber"],
+        "title": None,
+        "page": None,
+        "location": None,
     }
+    pdf = passage_to_document(
+        dataclasses.replace(passage, source="b.pdf", title="Bericht", page=2, location="p. 2")
+    )
+    assert (pdf.metadata["title"], pdf.metadata["page"], pdf.metadata["location"]) == (
+        "Bericht",
+        2,
+        "p. 2",
+    )
 
 
 def test_pinned_retriever_and_german_question(retriever: qa.Retriever, seeds_copy: Path) -> None:
