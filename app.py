@@ -35,7 +35,8 @@ import qa
 from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
 from qa.formatting import describe
-from qa.ui.render import answer_markdown, document_html, source_messages, status_markdown
+from qa.ui.document import document_view
+from qa.ui.render import answer_markdown, source_messages, status_markdown
 
 logger = logging.getLogger("qa.app")
 
@@ -125,17 +126,25 @@ class QAApp:
         end: float,
         span_start: float | None = None,
         span_end: float | None = None,
+        page: float | None = None,
     ) -> tuple[str, Any]:
-        """The whole document for the side panel, the cited range marked and the answer span
-        in it bold; opens the panel."""
-        try:
-            document = qa.read_document(source, seeds_dir=self.seeds_dir)
-        except Exception as exc:
-            raise _error(exc) from None
+        """The document for the side panel, the cited range marked and the answer span in it
+        bold (a PDF: the page as an image, highlighted); opens the panel."""
         span = None
         if span_start is not None and span_end is not None:
             span = (int(span_start), int(span_end))
-        html = document_html(document, int(start or 0), int(end or 0), span)
+        try:
+            html = document_view(
+                self.seeds_dir,
+                self.index_dir,
+                source,
+                int(start or 0),
+                int(end or 0),
+                span,
+                None if page is None else int(page),
+            )
+        except Exception as exc:
+            raise _error(exc) from None
         return html, gr.Sidebar(open=True)
 
     def rebuild(self) -> Iterator[tuple[str, Any]]:
@@ -263,6 +272,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
             doc_end = gr.Number(visible="hidden", precision=0)
             doc_span_start = gr.Number(visible="hidden", precision=0)
             doc_span_end = gr.Number(visible="hidden", precision=0)
+            doc_page = gr.Number(visible="hidden", precision=0)
             open_doc = gr.Button("open", visible="hidden", elem_id="qa-open-doc")
         timer = gr.Timer(20)
 
@@ -289,7 +299,7 @@ def build_demo(seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[s
         )
         open_doc.click(
             app.open_document,
-            [doc_source, doc_start, doc_end, doc_span_start, doc_span_end],
+            [doc_source, doc_start, doc_end, doc_span_start, doc_span_end, doc_page],
             [doc_view, sidebar],
             js=ui.OPEN_DOC_JS,
             show_progress="hidden",
