@@ -92,8 +92,9 @@ class Passage:
     """A retrieved chunk. ``start``/``end`` are character offsets in ``source``'s canonical text.
 
     ``score`` is the fused ranking score (higher is better); the others are its inputs.
-    ``page`` (PDFs, 1-based) and ``location`` (``"p. 3"``, ``"¶ 12"``, ``"line 40"``) say where
-    the passage starts in the file; ``title`` is the document's own title, if it has one.
+    ``page`` (PDFs, 1-based) and ``location`` (``"p. 3"``, ``"pp. 3–4"`` over a page break,
+    ``"¶ 12"``, ``"line 40"``) say where the passage is in the file; ``title`` is the
+    document's own title, if it has one.
     """
 
     text: str

@@ -82,12 +82,15 @@ T = TypeVar("T", Chunk, Sentence)
 
 
 def located(item: T, locations: LocationMap) -> T:
-    """``item`` with the page and location of its start (``"p. 3"``, ``"¶ 12"``, ``"line 4"``)."""
-    return dataclasses.replace(
-        item,
-        page=locations.page_at(item.start),
-        location=locations.location(item.start) or None,
-    )
+    """``item`` with the page of its start and where it is: ``"p. 3"``, ``"¶ 12"``,
+    ``"line 4"``, or ``"pp. 3–4"`` for text that runs over a page break."""
+    page = locations.page_at(item.start)
+    last = locations.page_at(max(item.start, item.end - 1))
+    if page is not None and last is not None and last != page:
+        where = f"pp. {page}–{last}"
+    else:
+        where = locations.location(item.start)
+    return dataclasses.replace(item, page=page, location=where or None)
 
 
 def plan_build(
