@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,8 @@ class Previous:
         except IndexCorruptError as exc:
             logger.warning("reading %s again: %s", source, exc)
             return None
-        return extractions.document_of(record, source, text)
+        # Text and Markdown read the same bytes alike: a copy under the other suffix is known.
+        return dataclasses.replace(extractions.document_of(record, source, text), kind=kind)
 
 
 def settings_of(embedder: Embedder, chunker: Chunker) -> BuildSettings:
