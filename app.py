@@ -35,7 +35,7 @@ import qa
 from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
 from qa.formatting import describe
-from qa.ui.document import document_view
+from qa.ui.document import document_view, read_document
 from qa.ui.render import answer_markdown, source_messages, status_markdown
 
 logger = logging.getLogger("qa.app")
@@ -214,7 +214,7 @@ class QAApp:
     def api_document(self, source: str) -> dict[str, Any]:
         """One seed document (only files inside the seeds folder) as JSON."""
         try:
-            return asdict(qa.read_document(source, seeds_dir=self.seeds_dir))
+            return asdict(read_document(self.seeds_dir, self.index_dir, source))
         except Exception as exc:
             raise _error(exc) from None
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..index.extractions import stored_document
 from ..ingest.formats import Box, render_pdf_page
-from ..ingest.viewer import view_seed
+from ..ingest.viewer import SeedView, view_seed
+from ..types import Document
 from .render import PageImage, document_html, pdf_page_html
 
 #: Render scale of a page: an A4 page becomes ~890 pixels wide, sharp in the 460-pixel panel
@@ -44,6 +45,24 @@ def _union(
     return x0, top, max(0.0, x1 - x0), max(0.0, bottom - top)
 
 
+def _view(
+    seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], source: str
+) -> SeedView:
+    return view_seed(
+        source,
+        seeds_dir=seeds_dir,
+        stored=lambda name, sha256, kind: stored_document(Path(index_dir), name, sha256, kind),
+    )
+
+
+def read_document(
+    seeds_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], source: str
+) -> Document:
+    """``qa.read_document`` for the app: the same checks and text, taken from the live index
+    when it holds these very bytes (a large PDF is not parsed again for each request)."""
+    return _view(seeds_dir, index_dir, source).document
+
+
 def document_view(
     seeds_dir: str | os.PathLike[str],
     index_dir: str | os.PathLike[str],
@@ -61,11 +80,7 @@ def document_view(
     Raises :class:`~qa.errors.SeedError` for a source outside the seeds and
     :class:`~qa.errors.InvalidQueryError` for a page out of range.
     """
-    view = view_seed(
-        source,
-        seeds_dir=seeds_dir,
-        stored=lambda name, sha256, kind: stored_document(Path(index_dir), name, sha256, kind),
-    )
+    view = _view(seeds_dir, index_dir, source)
     document, locations = view.document, view.locations
     if document.kind != "pdf":
         return document_html(document, start, end, span)
