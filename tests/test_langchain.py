@@ -53,6 +53,9 @@ def test_retriever_returns_documents_with_citation_metadata(
             "latent_score": passage.latent_score,
             "date": passage.date,
             "authors": list(passage.authors),
+            "title": passage.title,
+            "page": passage.page,
+            "location": passage.location,
         }
         meta = doc.metadata
         assert _file(seeds_copy, meta["source"])[meta["start"] : meta["end"]] == doc.page_content
@@ -64,6 +67,10 @@ def test_retriever_returns_documents_with_citation_metadata(
         "2022-03",
         ["William Boston", "Tim Higgins"],
     )
+    # A text seed has no title or page; its location is the line the passage starts on.
+    meta = hits[0].metadata
+    line = _file(seeds_copy, PORSCHE).count("\n", 0, meta["start"]) + 1
+    assert (meta["title"], meta["page"], meta["location"]) == (None, None, f"line {line}")
     json.dumps([d.metadata for d in docs])  # metadata is plain JSON, for any vector store
 
 
