@@ -22,6 +22,7 @@ from .errors import (
     IndexWriteError,
     InvalidQueryError,
     QAError,
+    ReaderError,
     SeedError,
     SettingsError,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "InvalidQueryError",
     "Passage",
     "QAError",
+    "ReaderError",
     "Retriever",
     "SearchSettings",
     "SeedError",

