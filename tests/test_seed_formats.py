@@ -309,6 +309,27 @@ def app() -> ModuleType:
     return load_app("qa_app_formats")
 
 
+def test_the_answer_and_search_endpoints_carry_page_and_location(
+    corpus: Corpus, app: ModuleType
+) -> None:
+    ui = app.QAApp(corpus.seeds, corpus.index)
+    citation = ui.api_answer(FERRY_DE, 3)["citations"][0]
+    assert (citation["source"], citation["page"], citation["location"]) == (
+        "bericht.pdf",
+        2,
+        "p. 2",
+    )
+    text = ui.api_document("bericht.pdf")["text"]
+    assert text[citation["start"] : citation["end"]] == citation["quote"] == FERRY
+    [top] = ui.api_search("Aufsichtsrat Lübeck", 1)
+    assert (top["source"], top["page"], top["location"], top["start"]) == (
+        "protokoll.docx",
+        None,
+        "¶ 1",
+        0,
+    )
+
+
 def test_the_document_endpoint_refuses_bad_and_outside_files(
     corpus: Corpus, app: ModuleType
 ) -> None:
