@@ -7,9 +7,9 @@ an HTML article, and each is read with ``qa.ingest.formats.extract``. For the PD
 choice it also times pdfplumber's characters + ``extract_text`` on the first pages (when
 pdfplumber is installed) and PDFium's plain text without positions (the floor).
 
-``python scripts/bench_formats.py --build`` (``run_build()``) instead builds a real index of
-20 PDFs and of the same text as 20 .txt files (full build, then a rebuild with nothing changed
-and one with one file changed) and returns ``## Seed formats in a build``.
+``python scripts/bench_formats.py --build [--chars N]`` (``run_build()``) instead builds a real
+index of 20 PDFs and of the same text as 20 .txt files (full build, then a rebuild with
+nothing changed and one with one file changed) and returns ``## Seed formats in a build``.
 """
 
 from __future__ import annotations
@@ -213,11 +213,22 @@ def _timed_build(seeds: Path, index: Path) -> tuple[Any, float, float]:
     return stats, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def run_build() -> str:
-    """Build 20 PDFs and the same text as 20 .txt files; return Markdown."""
+def run_build(max_chars: int | None = None) -> str:
+    """Build 20 PDFs and the same text as 20 .txt files; return Markdown.
+
+    ``max_chars`` keeps only the first paragraphs up to that many characters (a busy machine
+    embeds the whole 205,000 characters twice too slowly for one sitting).
+    """
     from qa.ingest import seeds as seeds_module
 
     texts = paragraphs()
+    if max_chars is not None:
+        kept: list[str] = []
+        for text in texts:
+            if sum(len(t) for t in kept) >= max_chars:
+                break
+            kept.append(text)
+        texts = kept
     groups = _groups(texts, BUILD_FILES)
     root = Path(tempfile.mkdtemp(prefix="qa-bench-formats-"))
     calls: Counter[str] = Counter()
@@ -262,6 +273,7 @@ def run_build() -> str:
                     f"| {name} | {step} | {cpu:.1f} | {wall:.1f} | {sum(calls.values())} | "
                     f"{stats.chunks_embedded} | {stats.chunks} |"
                 )
+                print(rows[-1], file=sys.stderr, flush=True)  # progress of a long run
     finally:
         seeds_module.extract = real_extract  # type: ignore[assignment]
         shutil.rmtree(root, ignore_errors=True)
@@ -297,4 +309,10 @@ def _change_one(seeds: Path, first: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    print(run_build() if "--build" in sys.argv[1:] else run())
+    args = sys.argv[1:]
+    if "--build" in args:
+        # --chars N: only the first N characters of the text (see run_build).
+        limit = int(args[args.index("--chars") + 1]) if "--chars" in args else None
+        print(run_build(limit))
+    else:
+        print(run())
