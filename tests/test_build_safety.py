@@ -342,7 +342,7 @@ def test_disk_full_while_writing_keeps_the_live_index(
     live = versions(index)
     edit(seeds)
 
-    def full_disk(path: Path, *args: object) -> None:
+    def full_disk(path: Path, *args: object, **kwargs: object) -> None:
         (path / "chunks.jsonl").write_text("partial", encoding="utf-8")
         raise OSError(28, "No space left on device", str(path / "chunks.jsonl"))
 
