@@ -41,9 +41,9 @@ from qa import ui
 from qa.config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SEEDS_DIR
 from qa.formatting import describe
 from qa.search.query import parse_k
+from qa.ui.document import document_view, read_document
 from qa.ui.render import (
     answer_markdown,
-    document_html,
     plain_markdown,
     reading_markdown,
     source_messages,
@@ -86,6 +86,13 @@ def _offset(value: object) -> int:
     if isinstance(value, int | float) and math.isfinite(value):
         return max(0, int(value))
     return 0
+
+
+def _page(value: object) -> int | None:
+    """A page number from the page (a number, maybe a float), or ``None`` for the cited one."""
+    if isinstance(value, int | float) and math.isfinite(value):
+        return int(value)
+    return None
 
 
 def _pieces(text: str, n: int = 8) -> Iterator[str]:
@@ -175,17 +182,25 @@ class QAApp:
         end: float,
         span_start: float | None = None,
         span_end: float | None = None,
+        page: float | None = None,
     ) -> tuple[str, Any]:
-        """The whole document for the side panel, the cited range marked and the answer span
-        in it bold; opens the panel."""
-        try:
-            document = qa.read_document(source, seeds_dir=self.seeds_dir)
-        except Exception as exc:
-            raise _error(exc) from None
+        """The document for the side panel, the cited range marked and the answer span in it
+        bold (a PDF: the page as an image, highlighted); opens the panel."""
         span = None
         if span_start is not None and span_end is not None:
             span = (_offset(span_start), _offset(span_end))
-        html = document_html(document, _offset(start), _offset(end), span)
+        try:
+            html = document_view(
+                self.seeds_dir,
+                self.index_dir,
+                source,
+                _offset(start),
+                _offset(end),
+                span,
+                _page(page),
+            )
+        except Exception as exc:
+            raise _error(exc) from None
         return html, gr.Sidebar(open=True)
 
     def rebuild(self) -> Iterator[tuple[str, Any]]:
@@ -283,7 +298,7 @@ class QAApp:
     def api_document(self, source: str) -> dict[str, Any]:
         """One seed document (only files inside the seeds folder) as JSON."""
         try:
-            return asdict(qa.read_document(source, seeds_dir=self.seeds_dir))
+            return asdict(read_document(self.seeds_dir, self.index_dir, source))
         except Exception as exc:
             raise _error(exc) from None
 
@@ -352,6 +367,7 @@ def build_demo(
             doc_end = gr.Number(visible="hidden", precision=0)
             doc_span_start = gr.Number(visible="hidden", precision=0)
             doc_span_end = gr.Number(visible="hidden", precision=0)
+            doc_page = gr.Number(visible="hidden", precision=0)
             open_doc = gr.Button("open", visible="hidden", elem_id="qa-open-doc")
         timer = gr.Timer(20)
         history = gr.State([])  # the conversation, kept per session on the server
@@ -380,7 +396,7 @@ def build_demo(
         )
         open_doc.click(
             app.open_document,
-            [doc_source, doc_start, doc_end, doc_span_start, doc_span_end],
+            [doc_source, doc_start, doc_end, doc_span_start, doc_span_end, doc_page],
             [doc_view, sidebar],
             js=ui.OPEN_DOC_JS,
             show_progress="hidden",

@@ -21,8 +21,9 @@ DEFAULT_K: Final = 5
 #: than fit on a page, and each costs sentence scoring.
 MAX_K: Final = 50
 
-SEED_SUFFIXES: Final = frozenset({".txt", ".md"})
-#: Seeds larger than this are skipped with a warning (they are almost always data dumps).
+#: Text and Markdown seeds larger than this are skipped with a warning (they are almost always
+#: data dumps). PDF, Word and HTML seeds have their own limits (``qa.ingest.formats.MAX_BYTES``);
+#: which names are seeds at all is ``qa.ingest.formats.SUPPORTED_SUFFIXES``.
 MAX_SEED_BYTES: Final = 5 * 1024 * 1024
 
 #: Chunk size in characters. e5-small reads at most 512 tokens; German Wikipedia text runs
@@ -33,8 +34,10 @@ CHUNK_SIZE: Final = 1500
 CHUNK_OVERLAP: Final = 200
 
 #: 2: sentences.latent.npz (latent-term vectors) added. 3: manifest.sha256 beside the manifest,
-#: version folders marked with .qa-version.
-INDEX_FORMAT_VERSION: Final = 3
+#: version folders marked with .qa-version. 4: seeds of every format; each content's canonical
+#: text and location map in extractions/, page and location on chunks and sentences, kind,
+#: title and pages on documents.
+INDEX_FORMAT_VERSION: Final = 4
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: Final[tuple[Mode, ...]] = ("hybrid", "dense", "bm25")

@@ -12,8 +12,16 @@ def _snippet(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
+def _where(location: str | None) -> str:
+    return f" ({location})" if location else ""
+
+
 def citation_line(citation: Citation) -> str:
-    return f"[{citation.number}] {citation.source}:{citation.start}-{citation.end}"
+    """``[1] bericht.pdf:175-236 (p. 2)``: file, offsets in its text, and where that is."""
+    return (
+        f"[{citation.number}] {citation.source}:{citation.start}-{citation.end}"
+        f"{_where(citation.location)}"
+    )
 
 
 def answer_to_text(answer: Answer) -> str:
@@ -27,8 +35,9 @@ def answer_to_text(answer: Answer) -> str:
         lines.append("Closest passages:")
         for passage in answer.passages[:3]:
             lines.append(
-                f"  {passage.rank}. {passage.source}:{passage.start}-{passage.end} "
-                f"(similarity {passage.dense_score:.3f})  {_snippet(passage.text, 160)}"
+                f"  {passage.rank}. {passage.source}:{passage.start}-{passage.end}"
+                f"{_where(passage.location)} (similarity {passage.dense_score:.3f})  "
+                f"{_snippet(passage.text, 160)}"
             )
     return "\n".join(lines).rstrip()
 
@@ -39,7 +48,7 @@ def passages_to_text(passages: Sequence[Passage]) -> str:
     blocks = []
     for p in passages:
         blocks.append(
-            f"{p.rank}. {p.source}:{p.start}-{p.end}  score {p.score:.4f} "
+            f"{p.rank}. {p.source}:{p.start}-{p.end}{_where(p.location)}  score {p.score:.4f} "
             f"(dense {p.dense_score:.3f}, latent {p.latent_score:.3f}, "
             f"bm25 {p.lexical_score:.2f})\n"
             f"   {_snippet(p.text)}"

@@ -12,7 +12,10 @@ where LangChain is used::
 Each ``Document`` carries the passage text and, in ``metadata``, where it is: ``source``
 (path relative to the seeds folder), ``start``/``end`` (character offsets in that file, so
 ``file_text[start:end] == page_content``), ``score``, ``rank`` (1 is best), ``dense_score``,
-``lexical_score``, ``latent_score``, ``date`` and ``authors``.
+``lexical_score``, ``latent_score``, ``date``, ``authors``, ``title`` (the document's own
+title or ``None``), ``page`` (1-based, PDFs only, else ``None``) and ``location`` (``"p. 3"``,
+``"¶ 12"``, ``"line 40"``). For PDF, Word and HTML seeds the offsets refer to the extracted
+text, ``qa.read_document(source).text``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ def passage_to_document(passage: Passage) -> Document:
             "latent_score": passage.latent_score,
             "date": passage.date,
             "authors": list(passage.authors),
+            "title": passage.title,
+            "page": passage.page,
+            "location": passage.location,
         },
     )
 

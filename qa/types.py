@@ -5,10 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: What a seed was read as: its format after sniffing its bytes (which may overrule its name).
+DocumentKind = Literal["pdf", "docx", "html", "markdown", "text"]
+
+
+def content_key(sha256: str, kind: DocumentKind) -> str:
+    """What identifies one content in the index: the file's sha256, and for HTML its reader.
+
+    The same bytes read as HTML and as text (``page.html`` renamed ``page.txt``) give
+    different canonical texts; every other kind follows from the bytes alone.
+
+    >>> content_key("ab12", "pdf"), content_key("ab12", "html")
+    ('ab12', 'ab12-html')
+    """
+    return f"{sha256}-html" if kind == "html" else sha256
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """One seed file. ``text`` is the file as on disk; ``body_start`` skips the metadata line."""
+    """One seed read into its canonical text; every offset is an offset into ``text``.
+
+    For .txt and .md seeds ``text`` is the file as on disk; for PDF, Word and HTML seeds it is
+    the extracted text (``qa.read_document(source).text``). ``body_start`` skips front matter
+    or the metadata line. ``title``, ``authors`` and ``date`` come from the file's own
+    properties, else from the metadata line; ``pages`` is a PDF's page count (0 otherwise).
+    """
 
     source: str
     text: str
@@ -16,10 +37,18 @@ class Document:
     body_start: int = 0
     date: str | None = None
     authors: tuple[str, ...] = ()
+    kind: DocumentKind = "text"
+    title: str | None = None
+    pages: int = 0
 
     @property
     def body(self) -> str:
         return self.text[self.body_start :]
+
+    @property
+    def content_key(self) -> str:
+        """The index's key of this content (see :func:`content_key`)."""
+        return content_key(self.sha256, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,29 +61,40 @@ class SkippedSeed:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A piece of a document; ``document.text[start:end] == text``."""
+    """A piece of a document; ``document.text[start:end] == text``.
+
+    ``page`` (PDFs) and ``location`` (``"p. 3"``, ``"¶ 12"``, ``"line 40"``) say where its
+    start is in the source file; a build fills them in.
+    """
 
     source: str
     start: int
     end: int
     text: str
+    page: int | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
-    """A sentence inside a chunk's document, with file offsets."""
+    """A sentence of a document, with offsets into its canonical text and where it starts."""
 
     source: str
     start: int
     end: int
     text: str
+    page: int | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """A retrieved chunk. ``start``/``end`` are character offsets in ``source``.
+    """A retrieved chunk. ``start``/``end`` are character offsets in ``source``'s canonical text.
 
     ``score`` is the fused ranking score (higher is better); the others are its inputs.
+    ``page`` (PDFs, 1-based) and ``location`` (``"p. 3"``, ``"pp. 3–4"`` over a page break,
+    ``"¶ 12"``, ``"line 40"``) say where the passage is in the file; ``title`` is the
+    document's own title, if it has one.
     """
 
     text: str
@@ -70,6 +110,9 @@ class Passage:
     authors: tuple[str, ...] = ()
     #: cosine similarity of the question's and the passage's latent-term vectors (qa.embed.latent)
     latent_score: float = 0.0
+    title: str | None = None
+    page: int | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +135,11 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """One ``[n]`` marker: the cited sentence with its own offsets in ``source``."""
+    """One ``[n]`` marker: the cited sentence with its own offsets in ``source``.
+
+    ``page`` (PDFs, 1-based) and ``location`` (``"p. 3"``, ``"¶ 12"``) say where the sentence
+    starts in the file.
+    """
 
     number: int
     source: str
@@ -102,6 +149,8 @@ class Citation:
     passage_rank: int
     score: float
     span: Span | None = None
+    page: int | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

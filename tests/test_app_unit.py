@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 import pytest
+from app_server import load_app
 
 import qa
 
@@ -27,11 +27,7 @@ LIGHTHOUSE = (
 
 @pytest.fixture(scope="module")
 def app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("qa_app", ROOT / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_app("qa_app")
 
 
 def _contents(history: list[dict[str, Any]]) -> list[str]:

@@ -38,7 +38,10 @@ def bad_seeds(seeds: Path, tmp_path: Path) -> dict[str, str]:
     os.symlink(seeds / "de" / "roesterei.txt", seeds / "inside_link.txt")
     target = (outside / "secret.txt").resolve()
     return {
-        "binary.txt": "Seed binary.txt is a binary file, not text; remove it from the seeds.",
+        "binary.txt": (
+            "Seed binary.txt is named .txt but is a zip archive, not a text file; remove it or "
+            "save it in a supported format."
+        ),
         "blank.txt": "Seed blank.txt is empty; add text or remove the file.",
         "dangling.txt": "Cannot read seed dangling.txt: No such file or directory.",
         "empty.md": "Seed empty.md is empty; add text or remove the file.",
@@ -56,7 +59,7 @@ def bad_seeds(seeds: Path, tmp_path: Path) -> dict[str, str]:
             "it is not followed. Copy it into the seeds folder instead."
         ),
         "only_metadata.txt": (
-            "Seed only_metadata.txt has a metadata line but no text; add text or remove the file."
+            "Seed only_metadata.txt has metadata but no text; add text or remove the file."
         ),
         "pipe.txt": "Seed pipe.txt is not a regular file; remove it from the seeds.",
     }
@@ -138,6 +141,8 @@ def test_only_bad_seeds_fail_the_build_and_keep_the_old_index(seeds: Path, tmp_p
         (seeds / source).write_bytes(b"\x00")
     with pytest.raises(qa.SeedError) as caught:
         qa.build_index(seeds, index)
-    assert str(caught.value).startswith(f"No usable seeds in {seeds}: add UTF-8 .txt or .md")
+    assert str(caught.value).startswith(
+        f"No usable seeds in {seeds}: add .docx, .htm, .html, .md, .pdf or .txt files to it."
+    )
     assert qa.index_info(index, seeds).version == before
     assert len(qa.load_index(index)) > 0

@@ -58,8 +58,8 @@ def test_build_without_seeds_exits_1(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, out, err = run(capsys, "build", "--seeds", str(missing), "--index", str(tmp_path / "i"))
     assert (code, out) == (1, "")
     assert err == (
-        f"error: Seeds folder {missing} does not exist; create it and put .txt or .md files "
-        "in it.\n"
+        f"error: Seeds folder {missing} does not exist; create it and put .docx, .htm, .html, "
+        ".md, .pdf or .txt files in it.\n"
     )
 
 

@@ -77,12 +77,17 @@ def test_hidden_files_and_other_suffixes_are_ignored(tmp_path: Path) -> None:
     (tmp_path / ".git" / "notes.md").write_text("Versteckt.", encoding="utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.MD").write_text("Auch sichtbar.", encoding="utf-8")
-    (tmp_path / "sub" / "c.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "sub" / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "sub" / "d.txt~").write_text("Backup.", encoding="utf-8")
-    assert [source for _, source in iter_seed_paths(tmp_path)] == ["a.txt", "sub/b.MD"]
+    (tmp_path / "sub" / "e.PDF").write_bytes(b"%PDF-1.4")  # a seed name, however broken
+    assert [source for _, source in iter_seed_paths(tmp_path)] == [
+        "a.txt",
+        "sub/b.MD",
+        "sub/e.PDF",
+    ]
     scan = scan_seeds(tmp_path)
     assert [d.source for d in scan.documents] == ["a.txt", "sub/b.MD"]
-    assert scan.skipped == ()
+    assert [s.source for s in scan.skipped] == ["sub/e.PDF"]
 
 
 @pytest.mark.parametrize(
@@ -92,15 +97,21 @@ def test_hidden_files_and_other_suffixes_are_ignored(tmp_path: Path) -> None:
         (b"", "Seed bad.txt is empty; add text or remove the file."),
         (b"  \n\t\n", "Seed bad.txt is empty; add text or remove the file."),
         (
-            b"PK\x03\x04\x00\x00binary",
-            "Seed bad.txt is a binary file, not text; remove it from the seeds.",
+            b"abc\x00\x01binary",
+            "Seed bad.txt is named .txt but is a binary file, not a text file; remove it or "
+            "save it in a supported format.",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n\x00\x00",
+            "Seed bad.txt is named .txt but is a PNG image, not a text file; remove it or save "
+            "it in a supported format.",
         ),
         (
             b" date 2022-03 Von A B\n\n",
-            "Seed bad.txt has a metadata line but no text; add text or remove the file.",
+            "Seed bad.txt has metadata but no text; add text or remove the file.",
         ),
     ],
-    ids=["latin-1", "empty", "blank", "binary", "metadata-only"],
+    ids=["latin-1", "empty", "blank", "binary", "image", "metadata-only"],
 )
 def test_bad_seed_raises_naming_the_file(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.txt"
@@ -163,14 +174,17 @@ def test_missing_seeds_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(SeedError) as caught:
         scan_seeds(missing)
     assert str(caught.value) == (
-        f"Seeds folder {missing} does not exist; create it and put .txt or .md files in it."
+        f"Seeds folder {missing} does not exist; create it and put .docx, .htm, .html, .md, "
+        ".pdf or .txt files in it."
     )
 
 
 def test_empty_seeds_folder_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(SeedError) as caught:
         scan_seeds(tmp_path)
-    assert str(caught.value) == f"No usable seeds in {tmp_path}: add UTF-8 .txt or .md files to it."
+    assert str(caught.value) == (
+        f"No usable seeds in {tmp_path}: add .docx, .htm, .html, .md, .pdf or .txt files to it."
+    )
 
 
 def test_folder_of_only_bad_seeds_lists_each_reason(tmp_path: Path) -> None:
@@ -179,7 +193,7 @@ def test_folder_of_only_bad_seeds_lists_each_reason(tmp_path: Path) -> None:
     with pytest.raises(SeedError) as caught:
         scan_seeds(tmp_path)
     assert str(caught.value) == (
-        f"No usable seeds in {tmp_path}: add UTF-8 .txt or .md files to it."
+        f"No usable seeds in {tmp_path}: add .docx, .htm, .html, .md, .pdf or .txt files to it."
         "\n  Seed a.txt is not valid UTF-8 (byte 0); save it as UTF-8."
         "\n  Seed b.txt is empty; add text or remove the file."
     )

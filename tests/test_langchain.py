@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def test_retriever_returns_documents_with_citation_metadata(
             "latent_score": passage.latent_score,
             "date": passage.date,
             "authors": list(passage.authors),
+            "title": passage.title,
+            "page": passage.page,
+            "location": passage.location,
         }
         meta = doc.metadata
         assert _file(seeds_copy, meta["source"])[meta["start"] : meta["end"]] == doc.page_content
@@ -63,6 +67,10 @@ def test_retriever_returns_documents_with_citation_metadata(
         "2022-03",
         ["William Boston", "Tim Higgins"],
     )
+    # A text seed has no title or page; its location is the line the passage starts on.
+    meta = hits[0].metadata
+    line = _file(seeds_copy, PORSCHE).count("\n", 0, meta["start"]) + 1
+    assert (meta["title"], meta["page"], meta["location"]) == (None, None, f"line {line}")
     json.dumps([d.metadata for d in docs])  # metadata is plain JSON, for any vector store
 
 
@@ -94,7 +102,18 @@ def test_passage_to_document_exact() -> None:
         "latent_score": 0.25,
         "date": "2021-10",
         "authors": ["Jonas Weber"],
+        "title": None,
+        "page": None,
+        "location": None,
     }
+    pdf = passage_to_document(
+        dataclasses.replace(passage, source="b.pdf", title="Bericht", page=2, location="p. 2")
+    )
+    assert (pdf.metadata["title"], pdf.metadata["page"], pdf.metadata["location"]) == (
+        "Bericht",
+        2,
+        "p. 2",
+    )
 
 
 def test_pinned_retriever_and_german_question(retriever: qa.Retriever, seeds_copy: Path) -> None:

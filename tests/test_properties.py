@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from qa.config import MAX_K
 from qa.errors import InvalidQueryError, SeedError
 from qa.ingest.chunking import Chunker
-from qa.ingest.seeds import decode_seed, parse_metadata
+from qa.ingest.seeds import extract_seed, parse_metadata
 from qa.ingest.sentences import split_sentences
 from qa.ingest.viewer import resolve_seed
 from qa.search.query import MAX_QUESTION_CHARS, check_k, check_question, parse_k
@@ -78,7 +78,7 @@ def test_decoding_any_bytes_gives_a_document_of_the_file_as_is_or_a_seed_error(
     data: bytes,
 ) -> None:
     try:
-        document = decode_seed(data, "x.txt")
+        document = extract_seed(data, "x.txt")[0]
     except SeedError as exc:
         assert str(exc).startswith("Seed x.txt ")
         return
@@ -130,7 +130,7 @@ def test_a_metadata_line_is_read_back_exactly(
 @given(SEED_TEXT, st.sampled_from([(80, 0), (120, 30), (1500, 200)]))
 def test_chunks_are_exact_slices_that_cover_the_body(text: str, size: tuple[int, int]) -> None:
     assume(text.strip())
-    document = decode_seed(text.encode("utf-8"), "x.txt")
+    document = extract_seed(text.encode("utf-8"), "x.txt")[0]
     chunks = Chunker(chunk_size=size[0], chunk_overlap=size[1]).split(document)
     covered = [False] * len(text)
     previous = -1

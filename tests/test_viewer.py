@@ -31,10 +31,10 @@ def test_reads_a_seed_in_a_subfolder(seeds: Path) -> None:
         ("/etc/passwd", "absolute paths are not allowed"),
         ("C:\\Windows\\win.ini", "absolute paths are not allowed"),
         (".hidden.txt", "hidden files are not seeds"),
-        ("notes.py", "only .md, .txt files are seeds"),
+        ("notes.py", "only .docx, .htm, .html, .md, .pdf, .txt files are seeds"),
         ("", "no file name was given"),
         ("nope.txt", "there is no such seed file"),
-        ("de", "only .md, .txt files are seeds"),
+        ("de", "only .docx, .htm, .html, .md, .pdf, .txt files are seeds"),
     ],
 )
 def test_refuses_anything_but_a_seed_inside_the_folder(seeds: Path, source: str, why: str) -> None:

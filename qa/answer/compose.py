@@ -60,6 +60,8 @@ def cite(
         passage_rank=passage.rank,
         score=round(score, 6),
         span=span,
+        page=sentence.page,
+        location=sentence.location,
     )
 
 

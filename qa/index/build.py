@@ -21,7 +21,7 @@ from ..embed.latent import LatentVectors
 from ..errors import BuildLockedError, IndexWriteError
 from ..ingest.chunking import Chunker
 from ..types import Chunk, IndexStats, Sentence
-from . import persist
+from . import extractions, persist
 from .manifest import Counts, DocumentRecord, Manifest
 from .plan import BuildPlan, plan_build
 from .reuse import Reusable
@@ -167,11 +167,30 @@ def _build_locked(
 def _retarget(items: Sequence[Any], source: str) -> list[Any]:
     """The same records under a new source name (a renamed or copied file keeps its vectors)."""
     return [
-        item
-        if item.source == source
-        else type(item)(source=source, start=item.start, end=item.end, text=item.text)
+        item if item.source == source else dataclasses.replace(item, source=source)
         for item in items
     ]
+
+
+def _write_extractions(plan: BuildPlan, version: Path) -> list[str]:
+    """Each distinct content's text and location map: new ones written, others carried over."""
+    names: dict[str, str] = {}
+    for doc in plan.scan.documents:
+        key = doc.content_key
+        if key in names:
+            continue
+        locations = plan.scan.locations.get(key)
+        if locations is not None:
+            names[key] = extractions.save_extraction(version, key, doc.text, locations)
+        else:  # known to the live index: its file checked out when the plan was made
+            assert plan.previous.path is not None
+            names[key] = extractions.carry_extraction(plan.previous.path, version, key)
+    for record in plan.carried:  # unreadable just now: their stored text stays with them
+        key = record.content_key
+        if key not in names:
+            assert plan.previous.path is not None
+            names[key] = extractions.carry_extraction(plan.previous.path, version, key)
+    return list(names.values())
 
 
 def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tuple[Path, Manifest]:
@@ -193,12 +212,16 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
             language=plan.languages[doc.source],
             chunks=0,
             sentences=0,
+            kind=doc.kind,
+            title=doc.title,
+            pages=doc.pages,
         )
         for doc in plan.scan.documents
     ]
     # Documents whose files cannot be read just now stay as the live index holds them.
     for record in sorted((*documents, *plan.carried), key=lambda r: r.source):
-        item = embedded.get(record.sha256) or plan.previous.reusable[record.sha256]
+        key = record.content_key
+        item = embedded.get(key) or plan.previous.reusable[key]
         chunks = _retarget(item.chunks, record.source)
         sentences = _retarget(item.sentences, record.source)
         all_chunks.extend(chunks)
@@ -237,6 +260,7 @@ def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tu
             sentence_store,
             sentence_latent,
             file_mode=plan.scan.file_mode,
+            extra=_write_extractions(plan, version),
         )
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         shutil.rmtree(version, ignore_errors=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from ..config import INDEX_FORMAT_VERSION
 from ..errors import IndexCorruptError
-from ..types import SkippedSeed
+from ..types import DocumentKind, SkippedSeed, content_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,11 @@ class BuildSettings:
 
 @dataclass(frozen=True, slots=True)
 class DocumentRecord:
-    """One indexed document: where it is, its content hash and metadata, how much it holds."""
+    """One indexed document: where it is, its content hash and metadata, how much it holds.
+
+    ``kind`` is the format it was read as, ``title`` its own title (or ``None``), ``pages``
+    a PDF's page count (0 for other formats); ``chars`` counts its canonical text.
+    """
 
     source: str
     sha256: str
@@ -97,6 +101,14 @@ class DocumentRecord:
     language: str
     chunks: int
     sentences: int
+    kind: DocumentKind
+    title: str | None
+    pages: int
+
+    @property
+    def content_key(self) -> str:
+        """The key of this content's records and extraction file (``qa.types.content_key``)."""
+        return content_key(self.sha256, self.kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +179,9 @@ class Manifest:
                     "language": d.language,
                     "chunks": d.chunks,
                     "sentences": d.sentences,
+                    "kind": d.kind,
+                    "title": d.title,
+                    "pages": d.pages,
                 }
                 for d in self.documents
             ],
@@ -189,8 +204,15 @@ class Manifest:
         Raises :class:`IndexCorruptError` naming the file and the first bad field.
         """
         m = _Fields(data, "", path)
+        version = m.whole("format_version")
+        if version != INDEX_FORMAT_VERSION:
+            # Older formats lack fields this qa needs; a build converts by rebuilding.
+            raise IndexCorruptError(
+                f"Index file {path} is in index format {version}, this qa reads format "
+                f"{INDEX_FORMAT_VERSION}; run `qa build` to rebuild the index."
+            )
         settings = BuildSettings(
-            format_version=m.whole("format_version"),
+            format_version=version,
             embedder=_model(m.sub("embedder")),
             latent=None if m.is_null("latent") else _model(m.sub("latent")),
             chunker=_chunker(m.sub("chunker")),
@@ -271,6 +293,9 @@ def _document(f: _Fields) -> DocumentRecord:
         language=f.text("language"),
         chunks=f.whole("chunks"),
         sentences=f.whole("sentences"),
+        kind=f.choice("kind", get_args(DocumentKind)),
+        title=f.opt_text("title"),
+        pages=f.whole("pages"),
     )
 
 
@@ -306,6 +331,12 @@ class _Fields:
 
     def opt_text(self, key: str) -> str | None:
         value: str | None = self._get(key, (str, type(None)), "a string or null")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...]) -> Any:
+        value = self.text(key)
+        if value not in allowed:
+            raise self._error(f"{self._where}{key}", f"is not one of {', '.join(allowed)}")
         return value
 
     def whole(self, key: str) -> int:

@@ -7,15 +7,18 @@ Layout of an index folder::
       .lock                held by the one build that may write
       v-<utc time>-<id>/   one version; only the live one and the one it replaced are kept
         .qa-version        marks the folder as made by a build (nothing else is ever deleted)
-        manifest.json      format, embedder, chunker, qa version, documents (sha256),
-                           skipped seeds, files (bytes, sha256), the version it replaces
+        manifest.json      format, embedder, chunker, qa version, documents (sha256, kind,
+                           title, pages, ...), skipped seeds, files (bytes, sha256), the
+                           version it replaces
         manifest.sha256    sha256 of manifest.json (written last)
-        chunks.jsonl       one chunk a line: source, start, end, text
-        sentences.jsonl    one sentence a line: source, start, end, text
+        chunks.jsonl       one chunk a line: source, start, end, text, page, location
+        sentences.jsonl    one sentence a line: source, start, end, text, page, location
         chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
         sentences.faiss    sentence vectors (same order as sentences.jsonl)
         sentences.latent.npz  sparse latent-term vectors of the sentences (numpy CSR arrays;
                            no rows' entries when the embedder has no latent head)
+        extractions/<content key>.npz  one per distinct content: its canonical text (UTF-8)
+                           and location map (numpy arrays; see ``qa.index.extractions``)
 
 A build writes a new version folder completely (files fsynced, the manifest and its checksum
 last), then replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old
@@ -166,29 +169,28 @@ def write_version(
     sentence_latent: LatentVectors,
     *,
     file_mode: int = 0o600,
+    extra: Collection[str] = (),
 ) -> Manifest:
     """Write every file of a version folder, then its manifest with the files' checksums and
     the manifest's own checksum; then give the files ``file_mode`` (the folder is owner-only
     until then).
 
-    Returns the manifest as written (with its ``files``).
+    ``extra`` names files the caller already put into the folder (``extractions/…``); they
+    are synced and checksummed with the others. Returns the manifest as written (with its
+    ``files``).
     """
-    _write_jsonl(
-        path / CHUNKS,
-        [{"source": c.source, "start": c.start, "end": c.end, "text": c.text} for c in chunks],
-    )
-    _write_jsonl(
-        path / SENTENCES,
-        [{"source": s.source, "start": s.start, "end": s.end, "text": s.text} for s in sentences],
-    )
+    _write_jsonl(path / CHUNKS, [_row(c) for c in chunks])
+    _write_jsonl(path / SENTENCES, [_row(s) for s in sentences])
     chunk_store.save(path / CHUNK_VECTORS)
     sentence_store.save(path / SENTENCE_VECTORS)
     sentence_latent.save(path / SENTENCE_LATENT)
     checkpoint("files-written")
     files = {}
-    for name in _FILES:
+    for name in (*_FILES, *extra):
         _fsync_file(path / name)
         files[name] = FileRecord((path / name).stat().st_size, file_sha256(path / name))
+    for folder in {(path / name).parent for name in extra} - {path}:
+        _fsync_dir(folder)
     manifest = dataclasses.replace(manifest, files=files)
     data = (json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     for name, content in (
@@ -199,8 +201,10 @@ def write_version(
         tmp.write_bytes(content)
         _fsync_file(tmp)
         os.replace(tmp, path / name)
-    for name in (*_FILES, MANIFEST, MANIFEST_SHA256, MARKER):
+    for name in (*_FILES, *extra, MANIFEST, MANIFEST_SHA256, MARKER):
         os.chmod(path / name, file_mode)
+    for folder in {(path / name).parent for name in extra} - {path}:
+        os.chmod(folder, dir_mode(file_mode))
     os.chmod(path, dir_mode(file_mode))
     _fsync_dir(path)
     return manifest
@@ -312,6 +316,17 @@ def remove_old_versions(index_dir: Path, *, keep: Collection[str] = ()) -> list[
     return removed
 
 
+def _row(item: Chunk | Sentence) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "start": item.start,
+        "end": item.end,
+        "text": item.text,
+        "page": item.page,
+        "location": item.location,
+    }
+
+
 def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
     rows = []
     line_no = 0
@@ -325,6 +340,8 @@ def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
                         start=int(row["start"]),
                         end=int(row["end"]),
                         text=row["text"],
+                        page=None if row["page"] is None else int(row["page"]),
+                        location=row["location"],
                     )
                 )
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -376,7 +393,8 @@ def read_manifest(version: Path) -> Manifest:
     return manifest
 
 
-def _check_file(version: Path, name: str, expected: FileRecord | None) -> None:
+def check_file(version: Path, name: str, expected: FileRecord | None) -> None:
+    """:class:`IndexCorruptError` naming the file unless it matches its manifest entry."""
     path = version / name
     try:
         size = path.stat().st_size
@@ -396,10 +414,14 @@ def _check_file(version: Path, name: str, expected: FileRecord | None) -> None:
 
 
 def read_version(version: Path) -> StoredIndex:
-    """Load and verify one version folder; every problem raises an error naming the file."""
+    """Load and verify one version folder; every problem raises an error naming the file.
+
+    The extraction files are not loaded here: ``qa.index.extractions`` checks each one
+    against the manifest when it is needed.
+    """
     manifest = read_manifest(version)
     for name in _FILES:
-        _check_file(version, name, manifest.files.get(name))
+        check_file(version, name, manifest.files.get(name))
     chunks = _read_jsonl(version / CHUNKS, Chunk)
     sentences = _read_jsonl(version / SENTENCES, Sentence)
     chunk_store = VectorStore.load(version / CHUNK_VECTORS)

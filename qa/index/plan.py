@@ -6,12 +6,14 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..embed.embedders import Embedder
 from ..errors import SeedError
 from ..ingest.chunking import Chunker
+from ..ingest.formats import LocationMap
 from ..ingest.language import detect_language
-from ..ingest.seeds import SeedScan, is_under, scan_seeds
+from ..ingest.seeds import SeedScan, is_under, scan_seeds, seed_formats
 from ..ingest.sentences import split_sentences
 from ..types import Chunk, Document, Sentence
 from .manifest import BuildSettings, DocumentRecord
@@ -44,7 +46,7 @@ class Changes:
 
 @dataclass(frozen=True, slots=True)
 class DocumentWork:
-    """One new document content to embed: its chunks and sentences."""
+    """One new document content to embed: its chunks and sentences, located in the file."""
 
     document: Document
     chunks: tuple[Chunk, ...]
@@ -79,23 +81,49 @@ class BuildPlan:
             prev.documents == now
             and prev.manifest.skipped == scan.skipped
             and prev.manifest.skipped_sha256 == scan.skipped_hashes
+            # A damaged extraction file was read again from its seed: write a repaired version.
+            and all(d.content_key in prev.extracted for d in scan.documents)
         )
+
+
+T = TypeVar("T", Chunk, Sentence)
+
+
+def located(item: T, locations: LocationMap) -> T:
+    """``item`` with the page of its start and where it is: ``"p. 3"``, ``"¶ 12"``,
+    ``"line 4"``, or ``"pp. 3–4"`` for text that runs over a page break."""
+    page = locations.page_at(item.start)
+    last = locations.page_at(max(item.start, item.end - 1))
+    if page is not None and last is not None and last != page:
+        where = f"pp. {page}–{last}"
+    else:
+        where = locations.location(item.start)
+    return dataclasses.replace(item, page=page, location=where or None)
 
 
 def plan_build(
     seeds_path: Path, index_path: Path, embedder: Embedder, chunker: Chunker, *, full: bool
 ) -> BuildPlan:
-    """Scan the seeds and decide what to reuse and what to chunk and embed anew."""
-    scan = scan_seeds(seeds_path)
+    """Scan the seeds and decide what to reuse and what to chunk and embed anew.
+
+    Seeds whose content the live index already holds are not parsed again (their stored
+    text is used), and a seed skipped before with the same bytes keeps its reason.
+    """
     settings = settings_of(embedder, chunker)
     prev = previous(index_path, settings, full=full)
+    scan = scan_seeds(seeds_path, known=prev.known)
     carried = _carried(scan, prev, index_path)
     if not scan.documents and not carried:
         detail = "".join(f"\n  {s.reason}" for s in (*scan.unreadable, *scan.skipped))
         raise SeedError(
-            f"No usable seeds in {seeds_path}: add UTF-8 .txt or .md files to it.{detail}"
+            f"No usable seeds in {seeds_path}: add {seed_formats()} files to it.{detail}"
         )
-    languages = {doc.source: detect_language(doc.body[:2000]) for doc in scan.documents}
+    languages = {
+        doc.source: record.language
+        if (record := prev.extracted.get(doc.content_key)) is not None
+        else detect_language(doc.body[:2000])
+        for doc in scan.documents
+    }
     now = {d.source: d.sha256 for d in scan.documents}
     now.update((r.source, r.sha256) for r in carried)
     plan = BuildPlan(
@@ -113,13 +141,20 @@ def plan_build(
     work: list[DocumentWork] = []
     planned = set(prev.reusable)
     for doc in scan.documents:
-        if doc.sha256 in planned:
+        if doc.content_key in planned:
             continue
-        planned.add(doc.sha256)
+        planned.add(doc.content_key)
+        locations = scan.locations[doc.content_key]
         sentences = split_sentences(
             doc.text, doc.source, doc.body_start, language=languages[doc.source]
         )
-        work.append(DocumentWork(doc, tuple(chunker.split(doc)), tuple(sentences)))
+        work.append(
+            DocumentWork(
+                doc,
+                tuple(located(c, locations) for c in chunker.split(doc)),
+                tuple(located(s, locations) for s in sentences),
+            )
+        )
     return dataclasses.replace(plan, work=tuple(work))
 
 
@@ -137,10 +172,12 @@ def _carried(scan: SeedScan, prev: Previous, index_path: Path) -> tuple[Document
         for record in prev.manifest.documents
         if record.source not in read and is_under(record.source, scan.unreadable)
     )
-    if kept and prev.reason is not None:
+    damaged = any(r.content_key not in prev.extracted for r in kept)
+    if kept and (prev.reason is not None or damaged):
         names = ", ".join(u.source for u in scan.unreadable)
+        why = prev.reason or "its stored text of them is damaged"
         raise SeedError(
-            f"Cannot rebuild {index_path}/ ({prev.reason}): every document must be read again, "
+            f"Cannot rebuild {index_path}/ ({why}): every document must be read again, "
             f"but {names} cannot be read, and {len(kept)} indexed document(s) would be lost. "
             "Fix the permissions and build again; the live index is unchanged."
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +11,9 @@ from ..embed.embedders import Embedder, Vectors, latent_head
 from ..embed.latent import LatentVectors
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.chunking import Chunker
-from ..types import Chunk, Sentence
-from . import persist
-from .manifest import BuildSettings, Manifest, ModelRecord, new_settings
+from ..types import Chunk, Document, DocumentKind, Sentence, SkippedSeed, content_key
+from . import extractions, persist
+from .manifest import BuildSettings, DocumentRecord, Manifest, ModelRecord, new_settings
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def package_version() -> str:
 
 @dataclass(slots=True)
 class Reusable:
-    """Chunks, sentences and their vectors of one document content (one sha256)."""
+    """Chunks, sentences and their vectors of one document content (one content key)."""
 
     chunks: list[Chunk]
     chunk_vectors: Vectors
@@ -43,14 +44,44 @@ class Previous:
 
     version: str | None = None
     manifest: Manifest | None = None
-    #: Vectors that may be reused, by document sha256 (empty when ``reason`` is set).
+    #: Vectors that may be reused, by content key (empty when ``reason`` is set).
     reusable: dict[str, Reusable] = field(default_factory=dict)
+    #: Contents whose extraction file checked out, by content key (empty when ``reason`` is
+    #: set): their seeds need not be parsed again.
+    extracted: dict[str, DocumentRecord] = field(default_factory=dict)
+    #: The live version's folder, when there is one.
+    path: Path | None = None
     #: Why everything is embedded again, or ``None`` for an incremental build.
     reason: str | None = None
 
     @property
     def documents(self) -> dict[str, str]:
         return {} if self.manifest is None else self.manifest.document_hashes
+
+    def known(self, source: str, sha256: str, kind: DocumentKind) -> Document | SkippedSeed | None:
+        """What the live index knows of a seed's content (``scan_seeds(known=...)``).
+
+        The document with its stored canonical text, the reason the same file (same name and
+        bytes) was skipped, or ``None`` when the seed must be read.
+        """
+        if self.reason is not None or self.manifest is None or self.path is None:
+            return None
+        manifest = self.manifest
+        if manifest.skipped_sha256.get(source) == sha256:
+            reason = next((s.reason for s in manifest.skipped if s.source == source), None)
+            if reason is not None:
+                return SkippedSeed(source, reason)
+        key = content_key(sha256, kind)
+        record = self.extracted.get(key)
+        if record is None:
+            return None
+        try:
+            text = extractions.load_text(self.path, key)
+        except IndexCorruptError as exc:
+            logger.warning("reading %s again: %s", source, exc)
+            return None
+        # Text and Markdown read the same bytes alike: a copy under the other suffix is known.
+        return dataclasses.replace(extractions.document_of(record, source, text), kind=kind)
 
 
 def settings_of(embedder: Embedder, chunker: Chunker) -> BuildSettings:
@@ -69,7 +100,7 @@ def previous(index_dir: Path, settings: BuildSettings, *, full: bool) -> Previou
     prev = Previous()
     try:
         version = persist.current_version(index_dir)
-        prev.version = version.name
+        prev.version, prev.path = version.name, version
         prev.manifest = persist.read_manifest(version)
     except IndexNotFoundError:
         prev.reason = "no previous index"
@@ -103,11 +134,19 @@ def previous(index_dir: Path, settings: BuildSettings, *, full: bool) -> Previou
         rows = chunk_rows.get(doc.source, [])
         srows = sentence_rows.get(doc.source, [])
         # Identical content under two names has identical records: either copy serves.
-        prev.reusable[doc.sha256] = Reusable(
+        prev.reusable[doc.content_key] = Reusable(
             [stored.chunks[i] for i in rows],
             chunk_vectors[rows],
             [stored.sentences[i] for i in srows],
             sentence_vectors[srows],
             sentence_latent.take(srows),
         )
+        name = extractions.extraction_name(doc.content_key)
+        if doc.content_key not in prev.extracted:
+            try:
+                persist.check_file(version, name, prev.manifest.files.get(name))
+            except IndexCorruptError as exc:
+                logger.warning("%s; its seed is read again", exc)
+                continue
+            prev.extracted[doc.content_key] = doc
     return prev

@@ -29,7 +29,7 @@ def embed_work(
     Sentences also get latent-term vectors when the embedder has that head. A document's
     chunks count as done in proportion to its embedded texts (chunks, sentences, and
     sentences again for the latent terms), so chunks/s and the ETA include all of it.
-    Returns the vectors by document sha256.
+    Returns the vectors by content key.
     """
     head = latent_head(embedder)
     total = sum(len(item.chunks) for item in work)
@@ -68,7 +68,7 @@ def embed_work(
             latent = LatentVectors.concat(parts["latent"], head.latent_dimension)
         else:
             latent = LatentVectors.empty(rows=len(sentences))
-        out[item.document.sha256] = Reusable(
+        out[item.document.content_key] = Reusable(
             list(chunks), vectors[0], list(sentences), vectors[1], latent
         )
         done_before += len(chunks)

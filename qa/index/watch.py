@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 class SeedFilter:
     """Pass changes that can alter what ``scan_seeds`` reads; drop editor and index noise.
 
-    Visible ``.txt``/``.md`` files count, and so do suffix-less names (a folder that was
+    Visible seed files (every supported format, see ``is_seed_name``) count, and so do
+    suffix-less names (a folder that was
     renamed or deleted takes its files with it). Hidden names (``.x.swp``), backups
     (``x.txt~``) and anything under ``index_dir`` do not.
     """

@@ -1,4 +1,4 @@
-"""Seed files: find them, read them safely, hash them, and parse their metadata line."""
+"""Seed files: find them, read them safely, hash them, and read them into documents."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from ..config import MAX_SEED_BYTES, SEED_SUFFIXES
+from ..config import MAX_SEED_BYTES
 from ..errors import SeedError
-from ..types import Document, SkippedSeed
+from ..types import Document, DocumentKind, SkippedSeed
+from .formats import MAX_BYTES, SUPPORTED_SUFFIXES, LocationMap, extract, kind_of
+from .formats.dispatch import SUFFIX_KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,10 @@ _AUTHOR_SPLIT = re.compile(r"\s*(?:,|\bund\b|\band\b|&)\s*", re.IGNORECASE)
 #: Index files get these permission bits when the seeds' cannot be read (owner only).
 PRIVATE_FILE_MODE = 0o600
 
+#: What a caller already knows of a seed's content, asked with ``(source, sha256, kind)``: the
+#: document as read before (not parsed again), the reason it was skipped before, or ``None``.
+Known = Callable[[str, str, DocumentKind], Document | SkippedSeed | None]
+
 
 @dataclass(frozen=True, slots=True)
 class SeedScan:
@@ -44,6 +50,9 @@ class SeedScan:
     unreadable: tuple[SkippedSeed, ...] = ()
     #: Permission bits for index files: no more open than the least open seed read.
     file_mode: int = PRIVATE_FILE_MODE
+    #: The location map of each document read in this scan, by content key (documents that
+    #: were known before have none here).
+    locations: Mapping[str, LocationMap] = field(default_factory=dict)
 
     @property
     def skipped_hashes(self) -> dict[str, str]:
@@ -74,7 +83,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def _looks_like_seed(relative: PurePath) -> bool:
     hidden = any(part.startswith(".") for part in relative.parts)
-    return not hidden and relative.suffix.lower() in SEED_SUFFIXES
+    return not hidden and relative.suffix.lower() in SUPPORTED_SUFFIXES
 
 
 def seed_name_problem(relative: PurePath) -> str | None:
@@ -101,9 +110,12 @@ def is_seed_name(relative: PurePath) -> bool:
     """Whether a path relative to the seeds folder names a seed: visible, a seed suffix, and
     a name qa can show (see :func:`seed_name_problem`).
 
-    The one rule the scan, the document viewer and ``qa watch`` share.
+    The one rule the scan, the document viewer and ``qa watch`` share; the suffixes are
+    those the format readers support (``qa.ingest.formats.SUPPORTED_SUFFIXES``).
 
     >>> is_seed_name(PurePath("de/notes.md")), is_seed_name(PurePath(".cache/x.txt"))
+    (True, False)
+    >>> is_seed_name(PurePath("Bericht.PDF")), is_seed_name(PurePath("bild.png"))
     (True, False)
     """
     return _looks_like_seed(relative) and seed_name_problem(relative) is None
@@ -115,10 +127,22 @@ def display_name(relative: str) -> str:
     return relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def seed_byte_limit(source: str) -> int:
+    """The most bytes seed ``source`` may have: 5 MiB for text and Markdown, else its format's.
+
+    >>> seed_byte_limit("a.txt"), seed_byte_limit("b.pdf")
+    (5242880, 104857600)
+    """
+    kind = SUFFIX_KINDS.get(PurePath(source).suffix.lower())
+    if kind is None or kind in ("text", "markdown"):
+        return MAX_SEED_BYTES
+    return MAX_BYTES[kind]
+
+
 def iter_seed_paths(
     seeds_dir: Path, unreadable: list[SkippedSeed] | None = None
 ) -> Iterator[tuple[Path, str]]:
-    """Yield ``(path, source)`` for every visible .txt/.md file under ``seeds_dir``, sorted.
+    """Yield ``(path, source)`` for every visible seed file under ``seeds_dir``, sorted.
 
     Symlinked folders are never descended into (a folder linked from inside ``seeds_dir`` is
     read at its real place). Links to files or folders outside ``seeds_dir`` are yielded too,
@@ -200,29 +224,33 @@ def _check_file(path: Path, source: str, seeds_root: Path | None) -> os.stat_res
     return info
 
 
-def _too_big(source: str, size: int) -> SeedError:
+def _too_big(source: str, size: int, limit: int) -> SeedError:
+    suffix = PurePath(source).suffix.lower()
+    kind = "" if limit == MAX_SEED_BYTES else f" for {suffix} seeds"
     return SeedError(
-        f"Seed {source} is {size:,} bytes, over the {MAX_SEED_BYTES:,}-byte limit; "
+        f"Seed {source} is {size:,} bytes, over the {limit:,}-byte limit{kind}; "
         "split it into smaller files."
     )
 
 
-def _read_bytes(path: Path, source: str, seeds_root: Path | None) -> bytes:
+def read_seed_bytes(path: Path, source: str, seeds_root: Path | None) -> bytes:
+    """A seed's bytes, bounded by :func:`seed_byte_limit`; :class:`SeedError` naming the file."""
+    limit = seed_byte_limit(source)
     size = _check_file(path, source, seeds_root).st_size
-    if size > MAX_SEED_BYTES:
-        raise _too_big(source, size)
+    if size > limit:
+        raise _too_big(source, size, limit)
     try:
         with open(path, "rb") as handle:
             # Bounded: a file that grows after stat() still cannot exhaust memory.
-            data = handle.read(MAX_SEED_BYTES + 1)
+            data = handle.read(limit + 1)
     except FileNotFoundError as exc:
         raise SeedError(f"Cannot read seed {source}: {exc.strerror or exc}.") from exc
     except OSError as exc:
         raise UnreadableSeedError(
             f"Cannot read seed {source}: {exc.strerror or exc}; check its permissions."
         ) from exc
-    if len(data) > MAX_SEED_BYTES:
-        raise _too_big(source, len(data))
+    if len(data) > limit:
+        raise _too_big(source, len(data), limit)
     return data
 
 
@@ -237,43 +265,57 @@ def file_sha256(path: Path) -> str:
 
 def read_seed(path: Path, source: str, *, seeds_root: Path | None = None) -> Document:
     """Read one seed file; raise :class:`SeedError` naming the file when it cannot be used."""
-    return decode_seed(_read_bytes(path, source, seeds_root), source)
+    return extract_seed(read_seed_bytes(path, source, seeds_root), source)[0]
 
 
-def decode_seed(data: bytes, source: str) -> Document:
-    """The :class:`Document` of a seed's bytes; :class:`SeedError` when they are not text."""
-    if b"\x00" in data[:8192]:
-        raise SeedError(f"Seed {source} is a binary file, not text; remove it from the seeds.")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SeedError(
-            f"Seed {source} is not valid UTF-8 (byte {exc.start}); save it as UTF-8."
-        ) from exc
-    if not text.strip():
-        raise SeedError(f"Seed {source} is empty; add text or remove the file.")
-    # A byte-order mark stays in ``text`` (offsets are file offsets) but not in the body.
-    bom = 1 if text.startswith("\ufeff") else 0
-    body_start, date, authors = parse_metadata(text[bom:])
-    body_start += bom
-    if not text[body_start:].strip():
-        raise SeedError(
-            f"Seed {source} has a metadata line but no text; add text or remove the file."
-        )
-    return Document(
+def extract_seed(
+    data: bytes, source: str, *, kind: DocumentKind | None = None
+) -> tuple[Document, LocationMap]:
+    """The :class:`Document` of a seed's bytes and where its text came from.
+
+    The format readers (``qa.ingest.formats``) give the canonical text; for .txt and .md it is
+    the file's own text, so offsets are file offsets. Title, authors and date come from the
+    file's properties (PDF/XMP, Word core properties, HTML ``<meta>``, YAML front matter), else
+    from a metadata line (``date 2022-03 Von A und B``) opening the text, which the body skips.
+    Raises :class:`SeedError` naming the file when it cannot be used.
+    """
+    extraction = extract(data, source, kind=kind)
+    text, body_start = extraction.text, extraction.body_start
+    date, authors = extraction.date, extraction.authors
+    if extraction.kind not in ("text", "markdown"):  # the text reader applies the line itself
+        line_end, line_date, line_authors = parse_metadata(text[body_start:])
+        if line_end:
+            body_start += line_end
+            date, authors = date or line_date, authors or line_authors
+            if not text[body_start:].strip():
+                raise SeedError(
+                    f"Seed {source} has metadata but no text; add text or remove the file."
+                )
+    document = Document(
         source=source,
         text=text,
         sha256=sha256_bytes(data),
         body_start=body_start,
         date=date,
         authors=authors,
+        kind=extraction.kind,
+        title=extraction.title,
+        pages=extraction.pages,
     )
+    return document, extraction.locations
+
+
+def seed_formats() -> str:
+    """``.docx, .htm, .html, .md, .pdf or .txt``: the seed suffixes, for messages."""
+    names = sorted(SUPPORTED_SUFFIXES)
+    return ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def check_seeds_dir(seeds_dir: Path) -> None:
     if not seeds_dir.exists():
         raise SeedError(
-            f"Seeds folder {seeds_dir} does not exist; create it and put .txt or .md files in it."
+            f"Seeds folder {seeds_dir} does not exist; "
+            f"create it and put {seed_formats()} files in it."
         )
     if not seeds_dir.is_dir():
         raise SeedError(f"Seeds path {seeds_dir} is not a folder; pass the folder of seed files.")
@@ -300,13 +342,15 @@ def index_file_mode(seed_modes: list[int], root_mode: int | None) -> int:
     return (mode & 0o066) | PRIVATE_FILE_MODE
 
 
-def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
+def scan_seeds(seeds_dir: str | os.PathLike[str], *, known: Known | None = None) -> SeedScan:
     """Read every seed under ``seeds_dir``; bad files are skipped and reported, not raised.
 
-    Files and folders that exist but cannot be read just now are reported in
-    ``SeedScan.unreadable`` (with a warning) rather than as skipped, so that a build keeps
-    their documents. Raises :class:`SeedError` when the folder is missing or unreadable or
-    holds no usable seed.
+    Every seed's bytes are read and hashed; ``known`` (a build passes what the live index
+    holds) may answer a content with the document read before or the reason it was skipped
+    before, and then the file is not parsed again. Files and folders that exist but cannot be
+    read just now are reported in ``SeedScan.unreadable`` (with a warning) rather than as
+    skipped, so that a build keeps their documents. Raises :class:`SeedError` when the folder
+    is missing or unreadable or holds no usable seed.
     """
     root = Path(seeds_dir)
     check_seeds_dir(root)
@@ -315,19 +359,29 @@ def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
     unreadable: list[SkippedSeed] = []
     hashes: dict[str, str] = {}
     modes: list[int] = []
+    locations: dict[str, LocationMap] = {}
     for path, source in iter_seed_paths(root, unreadable):
         try:
             digest = _seed_hash(path, source, root)
             if digest is not None:
                 hashes[source] = digest
             info = _check_file(path, source, root)
-            data = _read_bytes(path, source, root)
+            data = read_seed_bytes(path, source, root)
             hashes[source] = sha256_bytes(data)
             problem = seed_name_problem(path.relative_to(root))
             if problem:
                 raise SeedError(f"Seed {source} is not indexed: {problem}; rename the file.")
-            documents.append(decode_seed(data, source))
+            kind = kind_of(data, source)
+            before = known(source, hashes[source], kind) if known is not None else None
+            if isinstance(before, SkippedSeed):
+                raise SeedError(before.reason)
             modes.append(info.st_mode)
+            if before is not None:
+                documents.append(before)
+                continue
+            document, where = extract_seed(data, source, kind=kind)
+            documents.append(document)
+            locations[document.content_key] = where
         except UnreadableSeedError as exc:
             logger.warning("cannot read seed: %s", exc)
             unreadable.append(SkippedSeed(source=source, reason=str(exc)))
@@ -336,7 +390,7 @@ def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
             skipped.append(SkippedSeed(source=source, reason=str(exc)))
     if not documents and not unreadable:
         detail = "".join(f"\n  {s.reason}" for s in skipped)
-        raise SeedError(f"No usable seeds in {root}: add UTF-8 .txt or .md files to it.{detail}")
+        raise SeedError(f"No usable seeds in {root}: add {seed_formats()} files to it.{detail}")
     try:
         root_mode: int | None = root.stat().st_mode
     except OSError:
@@ -347,6 +401,7 @@ def scan_seeds(seeds_dir: str | os.PathLike[str]) -> SeedScan:
         hashes=hashes,
         unreadable=tuple(unreadable),
         file_mode=index_file_mode(modes, root_mode),
+        locations=locations,
     )
 
 
@@ -364,7 +419,7 @@ def is_under(source: str, unreadable: tuple[SkippedSeed, ...]) -> bool:
 def _seed_hash(path: Path, source: str, root: Path) -> str | None:
     """The sha256 of a seed as :func:`hash_seeds` sees it, or ``None`` if it cannot be read."""
     try:
-        if _check_file(path, source, root).st_size <= MAX_SEED_BYTES:
+        if _check_file(path, source, root).st_size <= seed_byte_limit(source):
             return None  # read (and hashed) in one go by the caller
         return file_sha256(path)
     except (SeedError, OSError):

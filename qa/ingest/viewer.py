@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..config import DEFAULT_SEEDS_DIR, SEED_SUFFIXES
+from ..config import DEFAULT_SEEDS_DIR
 from ..errors import SeedError
-from ..types import Document
-from .seeds import is_seed_name, read_seed, seed_name_problem
+from ..types import Document, DocumentKind
+from .formats import SUPPORTED_SUFFIXES, LocationMap, kind_of
+from .seeds import extract_seed, is_seed_name, read_seed_bytes, seed_name_problem, sha256_bytes
 
 #: Longer ``source`` strings are refused before touching the file system.
 MAX_SOURCE_CHARS = 1000
@@ -52,7 +55,7 @@ def resolve_seed(seeds_dir: str | os.PathLike[str], source: str) -> Path:
         raise _refuse(source, problem)
     if not is_seed_name(PurePosixPath(source)):
         hidden = any(part.startswith(".") for part in parts)
-        kinds = ", ".join(sorted(SEED_SUFFIXES))
+        kinds = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise _refuse(
             source, "hidden files are not seeds" if hidden else f"only {kinds} files are seeds"
         )
@@ -69,13 +72,49 @@ def resolve_seed(seeds_dir: str | os.PathLike[str], source: str) -> Path:
     return path
 
 
+#: Asked with ``(source, sha256, kind)`` of a seed's bytes: the document and location map an
+#: index already holds for that content (so that it is not parsed again), or ``None``.
+StoredLookup = Callable[[str, str, DocumentKind], tuple[Document, LocationMap] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class SeedView:
+    """One seed read for display: its document, where its text came from, and its bytes."""
+
+    document: Document
+    locations: LocationMap
+    #: The file's bytes as read through :func:`resolve_seed` (a PDF page is rendered from them).
+    data: bytes
+
+
+def view_seed(
+    source: str,
+    *,
+    seeds_dir: str | os.PathLike[str] = DEFAULT_SEEDS_DIR,
+    stored: StoredLookup | None = None,
+) -> SeedView:
+    """Read seed ``source`` safely (see :func:`resolve_seed`) with its location map.
+
+    ``stored`` may supply the extraction an index holds for these very bytes; otherwise the
+    file is read by its format's reader.
+    """
+    path = resolve_seed(seeds_dir, source)
+    data = read_seed_bytes(path, source, Path(seeds_dir))
+    kind = kind_of(data, source)
+    found = stored(source, sha256_bytes(data), kind) if stored is not None else None
+    document, locations = found if found is not None else extract_seed(data, source, kind=kind)
+    return SeedView(document, locations, data)
+
+
 def read_document(
     source: str, *, seeds_dir: str | os.PathLike[str] = DEFAULT_SEEDS_DIR
 ) -> Document:
-    """Read seed ``source`` for display; offsets into ``Document.text`` are file offsets.
+    """Read seed ``source`` for display; offsets into ``Document.text`` are citation offsets.
+
+    ``text`` is the canonical text: the file itself for .txt and .md, the extracted text for
+    PDF, Word and HTML seeds, so ``text[citation.start:citation.end] == citation.quote``.
 
     >>> read_document("000_2e679b4798c0fccf.txt").date    # doctest: +SKIP
     '2022-03'
     """
-    path = resolve_seed(seeds_dir, source)
-    return read_seed(path, source, seeds_root=Path(seeds_dir))
+    return view_seed(source, seeds_dir=seeds_dir).document

@@ -13,6 +13,7 @@ class SentenceEvidence:
 
     #: The sentence's row in the index; passages that overlap share sentences (and rows).
     row: int
+    #: With its offsets, page and location: what a citation of it needs.
     sentence: Sentence
     #: Cosine similarity of the question's and the sentence's vectors.
     similarity: float

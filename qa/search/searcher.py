@@ -246,6 +246,9 @@ class Searcher:
                     date=meta.date,
                     authors=meta.authors,
                     latent_score=round(similarities[i][2], 6),
+                    title=meta.title,
+                    page=chunk.page,
+                    location=chunk.location,
                 )
             )
         return Ranking(passages, query, language, latent)

@@ -1,14 +1,16 @@
 """Chat rendering: answers, source panels, the document view and the status line as HTML.
 
-The CSS classes and the "Open in document" button written here are styled and handled by
-``chat.css`` and ``chat.js`` beside this module (see :func:`assets`).
+The CSS classes and the "Open in document" and page buttons written here are styled and
+handled by ``chat.css`` and ``chat.js`` beside this module (see :func:`assets`).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,9 +114,17 @@ def reading_markdown(passages: Sequence[Passage]) -> str:
     return f"<div class='qa-reading'>Reading the best passages of {names}{more}…</div>"
 
 
-def source_title(label: str, passage: Passage) -> str:
-    """The one-line title of a source panel: ``[1] file · date · authors``."""
-    return " · ".join([f"{label} {passage.source}", *_byline(passage.date, passage.authors)])
+def source_title(label: str, passage: Passage, citation: Citation | None = None) -> str:
+    """The one-line title of a source panel: ``[1] file · date · authors``.
+
+    For a PDF the page comes after the file (``[1] bericht.pdf · p. 2 · …``): the cited
+    sentence's page, else the passage's.
+    """
+    where = citation.location if citation and citation.page is not None else None
+    if where is None and passage.page is not None:
+        where = passage.location
+    head = [f"{label} {passage.source}", *([where] if where else [])]
+    return " · ".join([*head, *_byline(passage.date, passage.authors)])
 
 
 def source_html(passage: Passage, citation: Citation | None, *, show_score: bool = False) -> str:
@@ -133,6 +143,11 @@ def source_html(passage: Passage, citation: Citation | None, *, show_score: bool
     )
     # File, date and authors are in the panel's title; the body adds where and how well.
     meta = [f"<code>{html.escape(passage.source)}</code> characters {start}–{end}"]
+    location = citation.location if citation else passage.location
+    if location:
+        meta.append(html.escape(location))
+    if passage.title:
+        meta.append(f"<i>{html.escape(passage.title)}</i>")
     if show_score:
         scores = [f"similarity {passage.dense_score:.3f}", f"fused {passage.score:.4f}"]
         if citation:
@@ -161,17 +176,99 @@ def document_html(
     """The whole document for the side panel, the range ``[start, end)`` marked with the id
     ``qa-doc-mark`` so the page can scroll to it, and the answer span ``(start, end)`` inside
     it in bold. Offsets are file offsets."""
-    head = [f"<div class='qa-doc-title'>{html.escape(document.source)}</div>"]
-    byline = _byline(document.date, document.authors)
-    if byline:
-        head.append(f"<div class='qa-doc-byline'>{html.escape(' · '.join(byline))}</div>")
     body = _mark(document.body, document.body_start, start, end, span).replace(
         "<mark class='qa-cited'>", "<mark class='qa-cited' id='qa-doc-mark'>", 1
     )
     return (
         "<div class='qa-doc'>"
-        f"<div class='qa-doc-head'>{''.join(head)}</div>"
+        f"<div class='qa-doc-head'>{_doc_head(document)}</div>"
         f"<div class='qa-doc-text'>{body}</div>"
+        "</div>"
+    )
+
+
+def _doc_head(document: Document) -> str:
+    head = [f"<div class='qa-doc-title'>{html.escape(document.source)}</div>"]
+    if document.title:
+        head.append(f"<div class='qa-doc-name'>{html.escape(document.title)}</div>")
+    byline = _byline(document.date, document.authors)
+    if byline:
+        head.append(f"<div class='qa-doc-byline'>{html.escape(' · '.join(byline))}</div>")
+    return "".join(head)
+
+
+@dataclass(frozen=True, slots=True)
+class PageImage:
+    """One rendered PDF page: the PNG, which page of how many, and the cited sentence's box.
+
+    ``mark`` is the union of the cited sentence's boxes on this page as fractions of the
+    image (left, top, width, height), or ``None`` when the sentence is not on this page.
+    """
+
+    png: bytes
+    page: int
+    pages: int
+    cited_page: int | None
+    mark: tuple[float, float, float, float] | None
+
+
+def _page_button(label: str, where: list[Any], page: int, enabled: bool, title: str) -> str:
+    target = html.escape(json.dumps([*where, page], ensure_ascii=False))
+    disabled = "" if enabled else " disabled"
+    return (
+        f"<button class='qa-page-turn' type='button' value='{target}' title='{title}'"
+        f"{disabled}>{label}</button>"
+    )
+
+
+def pdf_page_html(
+    document: Document,
+    image: PageImage,
+    start: int,
+    end: int,
+    span: tuple[int, int] | None = None,
+) -> str:
+    """A PDF seed in the side panel: page ``image`` with the cited sentence highlighted in it,
+    previous/next page buttons (``.qa-page-turn``, ``value`` the JSON ``[source, start, end,
+    span start, span end, page]``), "Page 2 of 3", and the cited sentence as text below.
+
+    An invisible ``#qa-doc-mark`` lies over the highlight, so the panel scrolls to it.
+    """
+    where: list[Any] = [document.source, start, end, *(span or (None, None))]
+    label = f"Page {image.page} of {image.pages}"
+    if image.cited_page is not None and image.cited_page != image.page:
+        label += f" · the cited sentence is on page {image.cited_page}"
+    nav = (
+        "<div class='qa-page-nav'>"
+        + _page_button("◀ Previous", where, image.page - 1, image.page > 1, "Previous page")
+        + f"<span class='qa-page-label'>{html.escape(label)}</span>"
+        + _page_button("Next ▶", where, image.page + 1, image.page < image.pages, "Next page")
+        + "</div>"
+    )
+    highlighted = ", the cited sentence highlighted" if image.mark else ""
+    alt = f"Page {image.page} of {image.pages} of {document.source}{highlighted}"
+    mark = ""
+    if image.mark is not None:
+        left, top, width, height = (f"{100 * v:.3f}%" for v in image.mark)
+        mark = (
+            "<span class='qa-page-mark' id='qa-doc-mark' "
+            f"style='left:{left};top:{top};width:{width};height:{height}'></span>"
+        )
+    data = base64.b64encode(image.png).decode("ascii")
+    picture = (
+        "<div class='qa-page'>"
+        f"<img class='qa-page-img' src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>"
+        f"{mark}</div>"
+    )
+    quote = ""
+    if 0 <= start < end <= len(document.text):
+        cited = _mark(document.text[start:end], start, start, end, span)
+        page = f"p. {image.cited_page}: " if image.cited_page else ""
+        quote = f"<blockquote class='qa-page-quote'>{page}{cited}</blockquote>"
+    return (
+        "<div class='qa-doc qa-doc-pdf'>"
+        f"<div class='qa-doc-head'>{_doc_head(document)}</div>"
+        f"{nav}{picture}{quote}"
         "</div>"
     )
 
@@ -216,7 +313,7 @@ def source_messages(answer: Answer, *, show_scores: bool) -> list[Message]:
     for i, (label, passage, citation, score) in enumerate(panels):
         # The first panel opens (a metadata message without status "done" is expanded), so
         # the cited sentence is in view at once; the others stay collapsed.
-        metadata: dict[str, Any] = {"title": source_title(label, passage)}
+        metadata: dict[str, Any] = {"title": source_title(label, passage, citation)}
         if i > 0:
             metadata["status"] = "done"
         if show_scores:
