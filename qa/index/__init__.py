@@ -1,0 +1,1 @@
+"""Index stage: build, store and load the index."""
