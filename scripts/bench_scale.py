@@ -66,7 +66,10 @@ def save_result(name: str, data: Any) -> None:
 
 def cmd_corpora(args: argparse.Namespace) -> None:
     pool = sd.sentence_pool()
-    out = {"pool_sentences": len(pool.texts), "pool_de": int((pool.languages == "de").sum())}
+    out: dict[str, Any] = {
+        "pool_sentences": len(pool.texts),
+        "pool_de": int((pool.languages == "de").sum()),
+    }
     for n in (10_000, 100_000, 1_000_000):
         started = time.perf_counter()
         corpus = sd.make_corpus(n, pool, seed=n)
@@ -113,10 +116,10 @@ def vector_set(name: str) -> np.ndarray:
             ]
         )
     if name == "chunks":
-        return sd.load("xquad_chunks")["vectors"]
+        return np.asarray(sd.load("xquad_chunks")["vectors"])
     if name == "sentences":
         pool = sd.load("pool")
-        return pool["vectors"][pool["languages"] == "de"]
+        return np.asarray(pool["vectors"][pool["languages"] == "de"])
     if name.startswith("compose"):
         n = int(name[7:].lower().replace("k", "000").replace("m", "000000"))
         return sd.compositional_set(n)
@@ -135,7 +138,7 @@ def ground_truth(name: str, vectors: np.ndarray, queries: np.ndarray) -> np.ndar
 
     path = INDEXES / f"{name}.gt.npy"
     if path.exists():
-        return np.load(path)
+        return np.asarray(np.load(path))
     faiss.omp_set_num_threads(2)
     index = faiss.IndexFlatIP(vectors.shape[1])
     best_s = np.full((len(queries), K), -np.inf, np.float32)
@@ -212,7 +215,8 @@ def build(spec: dict[str, Any], vectors: np.ndarray, path: Path) -> dict[str, An
     faiss.omp_set_num_threads(2)
     index = faiss.index_factory(vectors.shape[1], spec["factory"], faiss.METRIC_INNER_PRODUCT)
     if "efConstruction" in spec:
-        faiss.downcast_index(index).hnsw.efConstruction = spec["efConstruction"]
+        hnsw = faiss.downcast_index(index).hnsw  # type: ignore[attr-defined]
+        hnsw.efConstruction = spec["efConstruction"]
     started = time.perf_counter()
     train_s = 0.0
     if not index.is_trained:
@@ -250,7 +254,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - started
     after_load = memory()
     if "k_factor" in spec:
-        faiss.downcast_index(index).k_factor = spec["k_factor"]
+        faiss.downcast_index(index).k_factor = spec["k_factor"]  # type: ignore[attr-defined]
     params = faiss.ParameterSpace()
     sweep = [(k, v) for k, values in spec["sweep"].items() for v in values] or [("", None)]
     rows = []

@@ -261,6 +261,7 @@ def synthetic_vectors(
     1.5 GB), so peak memory stays at one block.
     """
     rng = np.random.default_rng(seed)
+    out: Any
     if path is not None:
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, len(mean)))
     else:
@@ -273,7 +274,7 @@ def synthetic_vectors(
         out[a:b] = x
     if isinstance(out, np.memmap):
         out.flush()
-    return out
+    return np.asarray(out)
 
 
 def real_passage_vectors() -> F32:
@@ -285,11 +286,11 @@ def synthetic_set(n: int, *, kind: str = "passage", seed: int = 0) -> F32:
     """Cached synthetic set of ``n`` vectors fitted to real passage (or sentence) vectors."""
     path = CACHE / f"synth_{kind}_{n}_{seed}.npy"
     if path.exists():
-        return np.load(path, mmap_mode="r")
+        return np.asarray(np.load(path, mmap_mode="r"))
     real = real_passage_vectors() if kind == "passage" else load("pool")["vectors"]
     mean, chol = fit_gaussian(real)
     synthetic_vectors(n, mean, chol, seed=seed, path=path)
-    return np.load(path, mmap_mode="r")
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def compositional_set(n: int, *, seed: int = 0, block: int = 20_000) -> F32:
@@ -304,7 +305,7 @@ def compositional_set(n: int, *, seed: int = 0, block: int = 20_000) -> F32:
     """
     path = CACHE / f"compose_{n}_{seed}.npy"
     if path.exists():
-        return np.load(path, mmap_mode="r")
+        return np.asarray(np.load(path, mmap_mode="r"))
     sentences = load("pool")["vectors"].astype(np.float32)
     real = load("recombined")["vectors"]
     pool = sentence_pool()
@@ -334,7 +335,7 @@ def compositional_set(n: int, *, seed: int = 0, block: int = 20_000) -> F32:
         x = m + scale * noise
         out[a:b] = x / np.linalg.norm(x, axis=1, keepdims=True)
     out.flush()
-    return np.load(path, mmap_mode="r")
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,9 @@ def sentence_rows(corpus: sd.Corpus) -> dict[str, Any]:
 # ---------------------------------------------------------------- latent terms
 
 
-def _pool_rows(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray):
+def _pool_rows(
+    indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     idx = np.concatenate([indices[indptr[r] : indptr[r + 1]] for r in rows])
     val = np.concatenate([values[indptr[r] : indptr[r + 1]] for r in rows])
     order = np.lexsort((-val, idx))
@@ -192,7 +194,7 @@ def latent_terms(corpus: sd.Corpus, distinct: int = 20_000) -> dict[str, Any]:
         for j, c in enumerate(cands):
             a, b = m_indptr[c], m_indptr[c + 1]
             out[j] = m_values[a:b].astype(np.float32) @ qv[m_indices[a:b]]
-        return out / np.maximum(m_norms[cands], 1e-12)
+        return np.asarray(out / np.maximum(m_norms[cands], 1e-12))
 
     lat = []
     for qv in q_dense[:QUERIES]:
@@ -265,7 +267,9 @@ def latent_terms(corpus: sd.Corpus, distinct: int = 20_000) -> dict[str, Any]:
 # ---------------------------------------------------------------- BM25
 
 
-def _numpy_bm25(doc_tokens: list[np.ndarray], n_vocab: int, k1: float = 1.5, b: float = 0.75):
+def _numpy_bm25(
+    doc_tokens: list[np.ndarray], n_vocab: int, k1: float = 1.5, b: float = 0.75
+) -> dict[str, Any]:
     """bm25s's default (Lucene) score matrix built with numpy: CSC over (docs, vocabulary).
 
     Same formula as ``bm25s.BM25.index`` with every token once per text (qa's tokenizer
