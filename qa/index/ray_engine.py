@@ -35,8 +35,8 @@ LATENT_TOP_K = 256
 #: Object store for a local Ray. Ray's default is 30 % of RAM (7 GB on a 24 GB machine); a
 #: batch of 32 chunk vectors is 50 kB, so a small store is plenty and spares shared machines.
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024
-#: Environment of a local Ray: no usage reports, no dashboard metrics exporter.
-_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_METRICS_EXPORT": "0"}
+#: Environment of the Ray processes started here: no usage-statistics reports.
+_QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 
 
 @dataclass(frozen=True, eq=False)
