@@ -351,7 +351,7 @@ def cmd_sentences(args: argparse.Namespace) -> None:
     import scale_sparse
 
     save_result("sentences_quality", scale_quality.sentence_storage(scale_quality.XQuAD()))
-    save_result("sentences_rows_1m", scale_sparse.sentence_rows(load_corpus(args.n)))
+    save_result(f"sentences_rows_{args.n}", scale_sparse.sentence_rows(load_corpus(args.n)))
 
 
 def cmd_latent(args: argparse.Namespace) -> None:
