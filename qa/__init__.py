@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 
 from .cache import cached_retriever
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, AnswerSettings, SearchSettings, WatchSettings
+from .config import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_K,
+    AnswerSettings,
+    EngineSettings,
+    IndexSettings,
+    SearchSettings,
+    WatchSettings,
+)
 from .errors import (
     BuildLockedError,
     EmbedderError,
@@ -58,10 +66,12 @@ __all__ = [
     "Document",
     "EmbedderError",
     "EmbedderMismatchError",
+    "EngineSettings",
     "EvaluationError",
     "IndexCorruptError",
     "IndexInfo",
     "IndexNotFoundError",
+    "IndexSettings",
     "IndexStats",
     "IndexWriteError",
     "InvalidQueryError",

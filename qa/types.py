@@ -157,6 +157,10 @@ class IndexStats:
     chunks_reused: int = 0
     full_rebuild_reason: str | None = None
     skipped: tuple[SkippedSeed, ...] = field(default_factory=tuple)
+    #: Texts (chunks, sentences, sentences' latent terms) the model embedded in this build, and
+    #: those whose vectors a killed or failed earlier build had saved (``index/.partial``).
+    texts_embedded: int = 0
+    texts_resumed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

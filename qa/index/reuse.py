@@ -6,13 +6,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..embed.embedders import Embedder, Vectors, latent_head
+import numpy as np
+
+from ..embed.embedders import Embedder, latent_head
 from ..embed.latent import LatentVectors
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.chunking import Chunker
-from ..types import Chunk, Sentence
 from . import persist
 from .manifest import BuildSettings, Manifest, ModelRecord, new_settings
+from .persist import StoredIndex
+from .writer import DocumentRows
 
 logger = logging.getLogger(__name__)
 
@@ -27,30 +30,47 @@ def package_version() -> str:
 
 
 @dataclass(slots=True)
-class Reusable:
-    """Chunks, sentences and their vectors of one document content (one sha256)."""
-
-    chunks: list[Chunk]
-    chunk_vectors: Vectors
-    sentences: list[Sentence]
-    sentence_vectors: Vectors
-    sentence_latent: LatentVectors
-
-
-@dataclass(slots=True)
 class Previous:
     """What the live index offers a new build."""
 
     version: str | None = None
     manifest: Manifest | None = None
-    #: Vectors that may be reused, by document sha256 (empty when ``reason`` is set).
-    reusable: dict[str, Reusable] = field(default_factory=dict)
+    #: The live version, opened (memory-mapped) and fully checked, when its vectors may be
+    #: reused; ``None`` when ``reason`` is set.
+    stored: StoredIndex | None = None
+    #: Row of each reusable document content in ``stored``, by sha256.
+    reusable: dict[str, int] = field(default_factory=dict)
     #: Why everything is embedded again, or ``None`` for an incremental build.
     reason: str | None = None
 
     @property
     def documents(self) -> dict[str, str]:
         return {} if self.manifest is None else self.manifest.document_hashes
+
+    def rows(self, sha256: str, text: str, language: str) -> DocumentRows:
+        """A reused document's stored records and vectors (views of the mapped files)."""
+        stored = self.stored
+        assert stored is not None
+        d = self.reusable[sha256]
+        c0, c1 = (int(v) for v in stored.chunk_offsets[d : d + 2])
+        s0, s1 = (int(v) for v in stored.sentence_offsets[d : d + 2])
+        return DocumentRows(
+            text=text,
+            language=language,
+            chunks=np.asarray(stored.chunks[c0:c1, 1:3]),
+            sentences=np.asarray(stored.sentences[s0:s1, 1:3]),
+            chunk_vectors=stored.chunk_vectors[c0:c1],
+            sentence_vectors=stored.sentence_vectors[s0:s1],
+            sentence_latent=_rows(stored.sentence_latent, s0, s1),
+            chunk_latent=_rows(stored.chunk_latent, c0, c1),
+        )
+
+
+def _rows(latent: LatentVectors, start: int, end: int) -> LatentVectors:
+    """Rows ``[start, end)`` as a view (the term arrays are shared, not copied)."""
+    return LatentVectors(
+        latent.indptr[start : end + 1], latent.indices, latent.values, latent.dimension
+    )
 
 
 def settings_of(embedder: Embedder, chunker: Chunker) -> BuildSettings:
@@ -85,29 +105,13 @@ def previous(index_dir: Path, settings: BuildSettings, *, full: bool) -> Previou
     if prev.reason is not None:
         return prev
     try:
-        stored = persist.read_version(version)
+        # Every byte is checked before vectors are copied into the next version.
+        prev.stored = persist.read_version(version, verify="full")
     except IndexCorruptError as exc:
         logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
         prev.reason = f"previous index unreadable: {exc}"
         return prev
-    chunk_vectors = stored.chunk_store.vectors()
-    sentence_vectors = stored.sentence_store.vectors()
-    sentence_latent = stored.sentence_latent
-    chunk_rows: dict[str, list[int]] = {}
-    for i, chunk in enumerate(stored.chunks):
-        chunk_rows.setdefault(chunk.source, []).append(i)
-    sentence_rows: dict[str, list[int]] = {}
-    for i, sentence in enumerate(stored.sentences):
-        sentence_rows.setdefault(sentence.source, []).append(i)
-    for doc in prev.manifest.documents:
-        rows = chunk_rows.get(doc.source, [])
-        srows = sentence_rows.get(doc.source, [])
+    for d, doc in enumerate(prev.manifest.documents):
         # Identical content under two names has identical records: either copy serves.
-        prev.reusable[doc.sha256] = Reusable(
-            [stored.chunks[i] for i in rows],
-            chunk_vectors[rows],
-            [stored.sentences[i] for i in srows],
-            sentence_vectors[srows],
-            sentence_latent.take(srows),
-        )
+        prev.reusable.setdefault(doc.sha256, d)
     return prev
