@@ -79,7 +79,7 @@ def test_manifest_records_the_build(built_index: Path) -> None:
     assert manifest["chunk_index"] == {
         "kind": "flat",
         "exact_max_chunks": 50_000,
-        "target_recall": 0.985,
+        "target_recall": 0.99,
         "nlist": 0,
         "nprobe": 0,
         "trained_on": 0,
