@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import qa
+from qa.config import INDEX_FORMAT_VERSION
 from qa.index import persist
 
 WORDS = [f"w{i:03d}" for i in range(400)]
@@ -141,3 +142,23 @@ def test_without_sentence_search_wide_candidates_still_find_the_chunk(corpus: Pa
     top = retriever.retrieve(text, 3)[0]
     assert top.text == text
     assert top.dense_score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_an_index_of_the_previous_format_is_rebuilt(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    path = persist.current_version(index) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    old = INDEX_FORMAT_VERSION - 1  # as format 2 wrote it: no latent-term cut, no chunk index
+    manifest["format_version"] = old
+    del manifest["latent_terms"], manifest["chunk_index"]
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    expected = f"has format version {old}; this qa reads version {INDEX_FORMAT_VERSION}. Run"
+    with pytest.raises(qa.IndexCorruptError, match=expected):
+        qa.load_index(index, embedder=WordHashEmbedder())
+    stats = build(corpus, index)
+    assert stats.full_rebuild_reason == (
+        f"index format changed (version {old} -> {INDEX_FORMAT_VERSION})"
+    )
+    assert (stats.chunks_embedded, stats.chunks_reused) == (400, 0)
+    assert len(qa.load_index(index, embedder=WordHashEmbedder())) == 400
