@@ -143,6 +143,10 @@ def main() -> int:
         "one run.\n"
     )
     text = header + "\n" + "\n\n".join(s.strip() for s in sections) + "\n"
+    out = Path(args.out)
+    kept = out.read_text(encoding="utf-8").partition("\n## Scale\n") if out.exists() else None
+    if kept and kept[1]:  # measured by scripts/bench_scale.py and friends, not here
+        text += kept[1] + kept[2]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
