@@ -15,14 +15,16 @@ from .config import (
     DEFAULT_INDEX_DIR,
     DEFAULT_K,
     DEFAULT_SEEDS_DIR,
+    ENGINES,
     MAX_K,
     MODES,
     READERS,
+    EngineSettings,
     Mode,
     Reader,
     WatchSettings,
 )
-from .errors import QAError
+from .errors import QAError, SettingsError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -84,6 +86,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .formatting import describe
     from .index.build import build_index
 
+    if args.workers is not None and args.engine != "ray":
+        raise SettingsError("--workers applies to --engine ray only.")
+    engine = EngineSettings(args.engine, workers=args.workers)
+
     show = not args.json and not args.quiet and sys.stderr.isatty()
     update, close = _progress_bar() if show else (None, lambda: None)
     try:
@@ -94,6 +100,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             full=args.full,
             progress=update,
             lock_timeout=0 if args.no_wait else None,
+            engine=engine,
         )
     finally:
         close()
@@ -266,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail at once if another build is running, instead of waiting",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="run the model in this process (local, default) or on Ray Data actors (ray: "
+        "needs `pip install 'qa[ray]'`; RAY_ADDRESS names a cluster, else a local Ray starts)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray actors, each loading the model once (default 2; --engine ray only)",
+    )
 
     p = add("ask", cmd_ask, "Answer a question, citing the sentences it rests on.")
     p.add_argument("question")

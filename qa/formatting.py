@@ -63,9 +63,14 @@ def describe(stats: IndexStats, *, seconds: bool = True) -> str:
     '3 documents, 4 chunks in 9.1 s (4 embedded, 0 reused; 3 added, 0 changed, 0 removed)'
     """
     took = f" in {stats.seconds:.1f} s" if seconds else ""
+    resumed = (
+        f"; resumed {stats.texts_resumed} texts embedded by an interrupted build"
+        if stats.texts_resumed
+        else ""
+    )
     return (
         f"{stats.documents} documents, {stats.chunks} chunks{took} "
         f"({stats.chunks_embedded} embedded, {stats.chunks_reused} reused; "
         f"{stats.documents_added} added, {stats.documents_changed} changed, "
-        f"{stats.documents_removed} removed)"
+        f"{stats.documents_removed} removed{resumed})"
     )

@@ -212,6 +212,10 @@ class IndexStats:
     #: Seed files and folders (``name/``) that could not be read; the documents the previous
     #: index held from them were kept as they were.
     unreadable: tuple[SkippedSeed, ...] = field(default_factory=tuple)
+    #: Texts (chunks, sentences, sentences' latent terms) the model embedded in this build, and
+    #: those whose vectors a killed or failed earlier build had saved (``index/.partial``).
+    texts_embedded: int = 0
+    texts_resumed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

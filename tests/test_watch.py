@@ -280,14 +280,14 @@ def test_a_new_version_that_cannot_be_loaded_does_not_interrupt_answers(
     (seeds / "neu.txt").write_text("Die Fähre fährt um 9 Uhr ab.\n", encoding="utf-8")
     qa.build_index(seeds, index)
     bad = persist.current_version(index)
-    (bad / "chunks.jsonl").write_text("{}\n", encoding="utf-8")
+    (bad / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
     with caplog.at_level(logging.WARNING, logger="qa.cache"):
         assert cache.cached_retriever(index) is old
         assert cache.cached_retriever(index) is old  # not retried until the next version
     assert len(caplog.messages) == 1
     assert caplog.messages[0].startswith(
         f"still serving index version {old.version}: the new version {bad.name} cannot be "
-        f"loaded: Index file {bad / 'chunks.jsonl'} does not match its checksum"
+        f"loaded: Index file {bad / 'chunks.npy'} does not match its checksum"
     )
     stats = qa.build_index(seeds, index)  # `qa build` repairs it
     assert stats.full_rebuild_reason is not None

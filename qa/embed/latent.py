@@ -6,8 +6,9 @@ are shared across languages ("meet" and "Treffen" light up the same latents), so
 term-matching signal to English questions on German text. On XQuAD (dev split) they raise
 English recall@1 and the choice of the answer sentence (docs/EVALUATION.md).
 
-The vectors are kept in a small CSR layout with numpy only, saved as an ``.npz`` file without
-pickles.
+The vectors are kept in a small CSR layout with numpy only. An index stores them compactly
+(uint16 term ids, float16 weights, ``qa.index.columns``) and memory-maps them, so the arrays
+here may be read-only maps of any integer and float dtype.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from ..errors import IndexCorruptError
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -31,8 +30,8 @@ class LatentVectors:
     """``n`` sparse rows over ``dimension`` latent terms (CSR: indptr, indices, values)."""
 
     indptr: IntArray
-    indices: npt.NDArray[np.int32]
-    values: FloatArray
+    indices: npt.NDArray[np.integer[Any]]
+    values: npt.NDArray[np.floating[Any]]
     dimension: int
 
     @classmethod
@@ -64,19 +63,70 @@ class LatentVectors:
         offsets = np.cumsum([0] + [len(p.indices) for p in parts[:-1]])
         shifted = [p.indptr[1:] + o for p, o in zip(parts, offsets, strict=True)]
         indptr = np.concatenate([np.zeros(1, np.int64), *shifted])
+        # The parts' dtypes are kept (compact rows stay compact).
         return cls(
             indptr.astype(np.int64),
-            np.concatenate([p.indices for p in parts]).astype(np.int32),
-            np.concatenate([p.values for p in parts]).astype(np.float32),
+            np.concatenate([p.indices for p in parts]),
+            np.concatenate([p.values for p in parts]),
             dimension,
         )
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
 
-    def row(self, i: int) -> tuple[npt.NDArray[np.int32], FloatArray]:
+    def row(self, i: int) -> tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.floating[Any]]]:
         a, b = self.indptr[i], self.indptr[i + 1]
         return self.indices[a:b], self.values[a:b]
+
+    def truncated(self, terms: int) -> LatentVectors:
+        """Each row cut to its ``terms`` largest weights (ties: lower term id), in term order."""
+        if not len(self) or int(np.diff(self.indptr).max(initial=0)) <= terms:
+            return self
+        out = []
+        for i in range(len(self)):
+            idx, val = self.row(i)
+            if len(idx) > terms:
+                keep = np.lexsort((idx, -val.astype(np.float32)))[:terms]
+                keep.sort()
+                idx, val = idx[keep], val[keep]
+            out.append((idx, val))
+        return self.from_rows(out, self.dimension)
+
+    def compact(self) -> LatentVectors:
+        """The same rows with uint16 term ids and float16 weights (as an index stores them)."""
+        if self.dimension > np.iinfo(np.uint16).max + 1:
+            raise ValueError(f"{self.dimension} latent terms do not fit uint16 term ids")
+        return LatentVectors(
+            np.asarray(self.indptr, np.int64),
+            np.asarray(self.indices, np.uint16),
+            np.asarray(self.values, np.float16),
+            self.dimension,
+        )
+
+    def rows_dot(self, rows: Sequence[int], query: FloatArray) -> FloatArray:
+        """Dot product of the given rows with a dense query (reads only those rows)."""
+        out = np.zeros(len(rows), np.float32)
+        for j, i in enumerate(rows):
+            a, b = int(self.indptr[i]), int(self.indptr[i + 1])
+            if b > a:
+                out[j] = np.dot(self.values[a:b].astype(np.float64), query[self.indices[a:b]])
+        return out
+
+    def rows_cosine(self, rows: Sequence[int], query: FloatArray) -> FloatArray:
+        """Cosine similarity of the given rows with the query (0 for empty rows or query)."""
+        out = np.zeros(len(rows), np.float32)
+        q_norm = float(np.linalg.norm(query))
+        if q_norm == 0:
+            return out
+        for j, i in enumerate(rows):
+            a, b = int(self.indptr[i]), int(self.indptr[i + 1])
+            if b > a:
+                values = self.values[a:b].astype(np.float32)
+                norm = float(np.sqrt(np.dot(values.astype(np.float64), values)))
+                if norm > 0:
+                    dot = float(np.dot(values.astype(np.float64), query[self.indices[a:b]]))
+                    out[j] = dot / (norm * q_norm)
+        return out
 
     def take(self, rows: Sequence[int]) -> LatentVectors:
         return self.from_rows([self.row(i) for i in rows], self.dimension)
@@ -126,46 +176,6 @@ class LatentVectors:
         norms = self.norms
         safe = np.where(norms > 0, norms, 1.0)
         return np.where(norms > 0, self.dot(query) / (safe * q_norm), 0.0).astype(np.float32)
-
-    def save(self, path: Path) -> None:
-        with path.open("wb") as f:
-            np.savez(
-                f,
-                indptr=self.indptr,
-                indices=self.indices,
-                values=self.values,
-                dimension=np.array(self.dimension, np.int64),
-            )
-
-    @classmethod
-    def load(cls, path: Path) -> LatentVectors:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                vectors = cls(
-                    np.asarray(data["indptr"], np.int64),
-                    np.asarray(data["indices"], np.int32),
-                    np.asarray(data["values"], np.float32),
-                    int(data["dimension"]),
-                )
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexCorruptError(
-                f"Cannot read the latent-term vectors {path}: {exc}. "
-                "Run `qa build` to rebuild the index."
-            ) from exc
-        indptr, indices = vectors.indptr, vectors.indices
-        if (
-            len(indptr) == 0
-            or indptr[0] != 0
-            or indptr[-1] != len(indices)
-            or len(indices) != len(vectors.values)
-            or np.any(np.diff(indptr) < 0)
-            or (len(indices) and (indices.min() < 0 or indices.max() >= vectors.dimension))
-        ):
-            raise IndexCorruptError(
-                f"The latent-term vectors in {path} are inconsistent; "
-                "run `qa build` to rebuild the index."
-            )
-        return vectors
 
 
 def dense_query(indices: npt.ArrayLike, values: npt.ArrayLike, dimension: int) -> FloatArray:

@@ -7,26 +7,33 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 from filelock import FileLock, Timeout
 
-from ..config import DEFAULT_INDEX_DIR, DEFAULT_SEEDS_DIR
-from ..embed.embedders import Embedder, Vectors, get_embedder
-from ..embed.latent import LatentVectors
+from ..config import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_SEEDS_DIR,
+    Engine,
+    EngineSettings,
+    IndexSettings,
+)
+from ..embed.embedders import Embedder, get_embedder
 from ..errors import BuildLockedError, IndexWriteError
 from ..ingest.chunking import Chunker
-from ..types import Chunk, IndexStats, Sentence
-from . import extractions, persist
+from ..types import IndexStats
+from . import extractions, layout, persist
+from .arrays import open_array
 from .manifest import Counts, DocumentRecord, Manifest
-from .plan import BuildPlan, plan_build
-from .reuse import Reusable
-from .store import VectorStore
-from .vectors import ProgressCallback, embed_work
+from .plan import BuildPlan, DocumentWork, plan_build
+from .shards import PartialStore
+from .vectors import EmbedOutcome, ProgressCallback, embed_work
+from .writer import DocumentRows, VersionWriter
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,8 @@ def build_index(
     full: bool = False,
     progress: ProgressCallback | None = None,
     lock_timeout: float | None = None,
+    settings: IndexSettings | None = None,
+    engine: str | EngineSettings = "local",
 ) -> IndexStats:
     """Build or update the index of ``seeds_dir`` in ``index_dir``; return what was done.
 
@@ -54,7 +63,14 @@ def build_index(
     ``progress`` is called after each embedded batch with a :class:`BuildProgress` (chunks
     done and total, seconds, chunks/s, ETA). ``lock_timeout`` is how long to wait for
     another build of the same index (``None`` waits, ``0`` fails at once with
-    :class:`BuildLockedError`).
+    :class:`BuildLockedError`). ``settings`` lays out the index (exact or approximate chunk
+    search, see :class:`IndexSettings`); a change rewrites it without embedding anything.
+    ``engine`` runs the model in this process (``"local"``) or on Ray (``"ray"``, or an
+    :class:`EngineSettings`; needs ``pip install 'qa[ray]'``); both write the same index.
+
+    Embedded vectors are saved as the build goes (``index/.partial``): a build that was
+    killed or failed is resumed by the next one, which embeds only what is missing
+    (``IndexStats.texts_resumed``).
 
     >>> stats = build_index("seeds", "index")            # doctest: +SKIP
     >>> stats.documents_added, stats.chunks_embedded      # doctest: +SKIP
@@ -65,6 +81,10 @@ def build_index(
     check_apart(seeds_path, index_path)
     emb = get_embedder(embedder)
     chunker = chunker or Chunker()
+    settings = settings or IndexSettings()
+    engine_settings = (
+        engine if isinstance(engine, EngineSettings) else EngineSettings(cast(Engine, engine))
+    )
     lock_path = index_path / persist.LOCK
     lock = FileLock(str(lock_path))
     try:
@@ -90,7 +110,17 @@ def build_index(
             "wait for it to finish, then run `qa build` again."
         ) from exc
     try:
-        return _build_locked(seeds_path, index_path, emb, chunker, full, progress, started)
+        return _build_locked(
+            seeds_path,
+            index_path,
+            emb,
+            chunker,
+            full,
+            progress,
+            started,
+            settings,
+            engine_settings,
+        )
     finally:
         lock.release()
 
@@ -127,30 +157,38 @@ def _build_locked(
     full: bool,
     progress: ProgressCallback | None,
     started: float,
+    settings: IndexSettings,
+    engine: EngineSettings,
 ) -> IndexStats:
     plan = plan_build(seeds_path, index_path, emb, chunker, full=full)
-    if plan.up_to_date:
-        manifest = plan.previous.manifest
-        assert manifest is not None
-        # Nothing to write; still clear folders a killed build may have left behind.
+    store = PartialStore(index_path, plan.settings)
+    manifest = plan.previous.manifest
+    if (
+        plan.up_to_date
+        and manifest is not None
+        and layout.matches(manifest.chunk_index, manifest.counts.chunks, settings)
+    ):
+        # Nothing to write; still clear what a killed build may have left behind.
+        store.clear()
         persist.remove_old_versions(
             index_path, keep=[manifest.replaces] if manifest.replaces else []
         )
         logger.info("index %s is up to date (%s)", index_path, plan.previous.version)
-        return _stats(plan, manifest, started, chunks_embedded=0)
+        return _stats(plan, manifest, started, EmbedOutcome(0, 0))
 
-    embedded = embed_work(plan.work, emb, progress)
+    outcome = embed_work(plan.work, emb, progress, store, engine)
     persist.checkpoint("embedded")
-    version, manifest = _write(plan, embedded, started)
+    version, manifest = _write(plan, store, emb, settings, started)
     persist.checkpoint("version-written")
     mode = plan.scan.file_mode
     _writable(index_path, lambda: persist.publish(index_path, version, file_mode=mode))
     persist.checkpoint("published")
+    store.clear()
     prev = plan.previous
     persist.remove_old_versions(index_path, keep=[prev.version] if prev.version else [])
     if prev.reason:
         logger.info("full build: %s", prev.reason)
-    stats = _stats(plan, manifest, started, sum(len(w.chunks) for w in plan.work))
+    stats = _stats(plan, manifest, started, outcome)
     logger.info(
         "built %s (%s): %d documents, %d chunks (%d embedded, %d reused) in %.2fs",
         index_path,
@@ -162,14 +200,6 @@ def _build_locked(
         stats.seconds,
     )
     return stats
-
-
-def _retarget(items: Sequence[Any], source: str) -> list[Any]:
-    """The same records under a new source name (a renamed or copied file keeps its vectors)."""
-    return [
-        item if item.source == source else dataclasses.replace(item, source=source)
-        for item in items
-    ]
 
 
 def _write_extractions(plan: BuildPlan, version: Path) -> list[str]:
@@ -193,83 +223,141 @@ def _write_extractions(plan: BuildPlan, version: Path) -> list[str]:
     return list(names.values())
 
 
-def _write(plan: BuildPlan, embedded: dict[str, Reusable], started: float) -> tuple[Path, Manifest]:
-    """Third step: assemble every document's records and vectors and write a new version."""
-    all_chunks: list[Chunk] = []
-    all_sentences: list[Sentence] = []
-    chunk_parts: list[Vectors] = []
-    sentence_parts: list[Vectors] = []
-    latent_parts: list[LatentVectors] = []
-    records = []
-    documents = [
-        DocumentRecord(
-            source=doc.source,
-            sha256=doc.sha256,
-            chars=len(doc.text),
-            body_start=doc.body_start,
-            date=doc.date,
-            authors=doc.authors,
-            language=plan.languages[doc.source],
-            chunks=0,
-            sentences=0,
-            kind=doc.kind,
-            title=doc.title,
-            pages=doc.pages,
-        )
-        for doc in plan.scan.documents
-    ]
-    # Documents whose files cannot be read just now stay as the live index holds them.
-    for record in sorted((*documents, *plan.carried), key=lambda r: r.source):
-        key = record.content_key
-        item = embedded.get(key) or plan.previous.reusable[key]
-        chunks = _retarget(item.chunks, record.source)
-        sentences = _retarget(item.sentences, record.source)
-        all_chunks.extend(chunks)
-        all_sentences.extend(sentences)
-        chunk_parts.append(item.chunk_vectors)
-        sentence_parts.append(item.sentence_vectors)
-        latent_parts.append(item.sentence_latent)
-        records.append(dataclasses.replace(record, chunks=len(chunks), sentences=len(sentences)))
-    settings = plan.settings
-    dim = settings.embedder.dimension
-    chunk_store = VectorStore.from_vectors(np.concatenate(chunk_parts), dim)
-    sentence_store = VectorStore.from_vectors(
-        np.concatenate(sentence_parts) if sentence_parts else np.zeros((0, dim), np.float32), dim
+def _new_rows(item: DocumentWork, store: PartialStore, emb: Embedder, latent: int) -> DocumentRows:
+    """A newly embedded document's records and vectors (read back from ``.partial``)."""
+    key = item.document.content_key
+    n_chunks, n_sentences = len(item.chunks), len(item.sentences)
+    return DocumentRows(
+        text=item.document.text,
+        language="",
+        chunks=np.array([(c.start, c.end) for c in item.chunks], np.int64).reshape(-1, 2),
+        sentences=np.array([(s.start, s.end) for s in item.sentences], np.int64).reshape(-1, 2),
+        chunk_vectors=store.vectors("chunk", key, n_chunks, emb.dimension),
+        sentence_vectors=store.vectors("sentence", key, n_sentences, emb.dimension),
+        sentence_latent=store.latent(key, n_sentences, latent)
+        if latent
+        else _no_latent(n_sentences),
+        chunk_pages=[c.page or 0 for c in item.chunks],
+        chunk_labels=[c.location or "" for c in item.chunks],
+        sentence_pages=[s.page or 0 for s in item.sentences],
+        sentence_labels=[s.location or "" for s in item.sentences],
     )
-    latent_dim = settings.latent.dimension if settings.latent else 0
-    sentence_latent = LatentVectors.concat(latent_parts, latent_dim)
-    manifest = Manifest(
-        settings=settings,
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        build_seconds=round(time.perf_counter() - started, 3),
-        replaces=plan.previous.version,
-        documents=tuple(records),
-        skipped=plan.scan.skipped,
-        skipped_sha256=plan.scan.skipped_hashes,
-        counts=Counts(len(records), len(all_chunks), len(all_sentences)),
-    )
+
+
+def _no_latent(rows: int) -> Any:
+    from ..embed.latent import LatentVectors
+
+    return LatentVectors.empty(rows=rows)
+
+
+def _write(
+    plan: BuildPlan, store: PartialStore, emb: Embedder, settings: IndexSettings, started: float
+) -> tuple[Path, Manifest]:
+    """Third step: write every document's records and vectors into a new version."""
     index_path = plan.index_path
+    build = plan.settings
+    latent_dim = build.latent.dimension if build.latent else 0
+    new = {item.document.content_key: item for item in plan.work}
     version = _writable(index_path, lambda: persist.new_version_dir(index_path))
     try:
-        manifest = persist.write_version(
+        writer = VersionWriter(
+            version,
+            dimension=build.embedder.dimension,
+            latent_dimension=latent_dim,
+            terms=build.latent_terms,
+        )
+        documents = [
+            DocumentRecord(
+                source=doc.source,
+                sha256=doc.sha256,
+                chars=len(doc.text),
+                body_start=doc.body_start,
+                date=doc.date,
+                authors=doc.authors,
+                language=plan.languages[doc.source],
+                chunks=0,
+                sentences=0,
+                kind=doc.kind,
+                title=doc.title,
+                pages=doc.pages,
+            )
+            for doc in plan.scan.documents
+        ]
+        texts = {doc.content_key: doc.text for doc in plan.scan.documents}
+        records = []
+        # Documents whose files cannot be read just now stay as the live index holds them.
+        for record in sorted((*documents, *plan.carried), key=lambda r: r.source):
+            key, language = record.content_key, record.language
+            if key in new:
+                rows = _new_rows(new[key], store, emb, latent_dim)
+                rows = dataclasses.replace(rows, language=language)
+            else:
+                rows = plan.previous.rows(key, language, texts.get(key))
+            writer.add(rows)
+            records.append(
+                dataclasses.replace(record, chunks=len(rows.chunks), sentences=len(rows.sentences))
+            )
+        writer.close()
+        chunk_index = layout.build_chunk_index(
+            version,
+            settings,
+            lambda n: _query_vectors(version, emb, n),
+            plan.previous.stored,
+        )
+        persist.checkpoint("files-written")
+        manifest = Manifest(
+            settings=build,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - started, 3),
+            replaces=plan.previous.version,
+            documents=tuple(records),
+            skipped=plan.scan.skipped,
+            skipped_sha256=plan.scan.skipped_hashes,
+            counts=Counts(len(records), writer.chunks, writer.sentences),
+            chunk_index=chunk_index,
+        )
+        manifest = persist.write_manifest(
             version,
             manifest,
-            all_chunks,
-            all_sentences,
-            chunk_store,
-            sentence_store,
-            sentence_latent,
             file_mode=plan.scan.file_mode,
             extra=_write_extractions(plan, version),
         )
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         shutil.rmtree(version, ignore_errors=True)
         raise _write_error(index_path, exc) from exc
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
     return version, manifest
 
 
-def _stats(plan: BuildPlan, manifest: Manifest, started: float, chunks_embedded: int) -> IndexStats:
+def _query_vectors(version: Path, emb: Embedder, n: int) -> npt.NDArray[np.float32]:
+    """Query vectors of up to ``n`` sentences sampled from the version (for the recall check).
+
+    Questions are embedded with the ``query:`` prefix and sit apart from passages; sentences
+    embedded the same way are the closest stand-in the corpus itself offers.
+    """
+    rows = open_array(version / persist.SENTENCES, dtype=np.int64)
+    documents = open_array(version / persist.DOCUMENTS, dtype=np.int64)
+    texts_file = version / persist.TEXTS
+    if not len(rows):
+        rows = open_array(version / persist.CHUNKS, dtype=np.int64)[:, :5]
+    picked = np.sort(
+        np.random.default_rng(7).choice(len(rows), size=min(n, len(rows)), replace=False)
+    )
+    texts = []
+    with open(texts_file, "rb") as handle:
+        for doc, _, _, b0, b1 in rows[picked, :5].tolist():
+            handle.seek(int(documents[doc, 0]) + b0)
+            texts.append(handle.read(b1 - b0).decode("utf-8"))
+    return emb.embed_queries(texts)
+
+
+def _stats(
+    plan: BuildPlan, manifest: Manifest, started: float, outcome: EmbedOutcome
+) -> IndexStats:
     changes = plan.changes
+    chunks_embedded = sum(len(w.chunks) for w in plan.work)
     return IndexStats(
         index_dir=str(plan.index_path),
         documents=manifest.counts.documents,
@@ -287,6 +375,8 @@ def _stats(plan: BuildPlan, manifest: Manifest, started: float, chunks_embedded:
         full_rebuild_reason=plan.previous.reason,
         skipped=plan.scan.skipped,
         unreadable=plan.scan.unreadable,
+        texts_embedded=outcome.embedded,
+        texts_resumed=outcome.resumed,
     )
 
 

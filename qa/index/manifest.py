@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from .. import config
 from ..config import INDEX_FORMAT_VERSION
 from ..errors import IndexCorruptError
 from ..types import DocumentKind, SkippedSeed, content_key
@@ -42,6 +43,14 @@ class SentenceSplitterRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LatentTermsRecord:
+    """How many latent terms a stored row keeps: per chunk (pooled) and per sentence."""
+
+    chunk: int
+    sentence: int
+
+
+@dataclass(frozen=True, slots=True)
 class BuildSettings:
     """Everything a build's vectors depend on; vectors are reused only under equal settings."""
 
@@ -51,6 +60,7 @@ class BuildSettings:
     chunker: ChunkerRecord
     sentences: SentenceSplitterRecord
     package_version: str
+    latent_terms: LatentTermsRecord
 
     def change_from(self, old: BuildSettings) -> str | None:
         """Why vectors built under ``old`` cannot serve these settings, or ``None``."""
@@ -65,6 +75,8 @@ class BuildSettings:
             return f"embedder changed ({old.embedder.name} -> {self.embedder.name})"
         if old.latent != self.latent:
             return "latent-term head changed"
+        if old.latent_terms != self.latent_terms:
+            return "latent terms kept per row changed"
         if old.chunker != self.chunker:
             details = []
             for name in ("chunk_overlap", "chunk_size", "separators", "splitter"):
@@ -113,10 +125,51 @@ class DocumentRecord:
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
-    """One file of a version folder: its size and checksum."""
+    """One file of a version folder: its size and checksums.
+
+    ``sampled_sha256`` (files above ``persist.FULL_CHECK_BYTES`` only) hashes evenly spaced
+    blocks of the file: loading checks it and the size, a build checks ``sha256`` in full.
+    """
 
     bytes: int
     sha256: str
+    sampled_sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkIndexRecord:
+    """How the chunk vectors are searched: ``flat`` (exact) or ``ivf`` (inverted lists).
+
+    ``exact_max_chunks`` is the size threshold the build applied (exact search up to it) and
+    ``target_recall`` the recall@10 it asked of an IVF index. For ``ivf``: ``nlist`` lists,
+    ``nprobe`` scanned per question, centroids trained on ``trained_on`` vectors when the
+    corpus had ``trained_for`` chunks (a later build reuses them until the corpus has grown
+    fourfold), and the recall@10 against exact search that ``nprobe`` reached on
+    ``recall_queries`` query vectors of sampled sentences.
+    """
+
+    kind: str
+    exact_max_chunks: int = 0
+    target_recall: float = 1.0
+    nlist: int = 0
+    nprobe: int = 0
+    trained_on: int = 0
+    trained_for: int = 0
+    recall_queries: int = 0
+    recall_at_10: float = 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "exact_max_chunks": self.exact_max_chunks,
+            "target_recall": self.target_recall,
+            "nlist": self.nlist,
+            "nprobe": self.nprobe,
+            "trained_on": self.trained_on,
+            "trained_for": self.trained_for,
+            "recall_queries": self.recall_queries,
+            "recall_at_10": self.recall_at_10,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +193,9 @@ class Manifest:
     #: sha256 of each skipped seed that could be read, so an unchanged bad seed is not news.
     skipped_sha256: Mapping[str, str]
     counts: Counts
-    #: Filled in when the version's files are written (see ``persist.write_version``).
+    #: How the chunk vectors are searched (filled in when the version is written).
+    chunk_index: ChunkIndexRecord = ChunkIndexRecord("flat")
+    #: Filled in when the version's files are written (see ``persist.VersionWriter``).
     files: Mapping[str, FileRecord] = field(default_factory=dict)
 
     @property
@@ -165,6 +220,7 @@ class Manifest:
                 "languages": list(s.sentences.languages),
             },
             "package_version": s.package_version,
+            "latent_terms": {"chunk": s.latent_terms.chunk, "sentence": s.latent_terms.sentence},
             "built_at": self.built_at,
             "build_seconds": self.build_seconds,
             "replaces": self.replaces,
@@ -192,9 +248,8 @@ class Manifest:
                 "chunks": self.counts.chunks,
                 "sentences": self.counts.sentences,
             },
-            "files": {
-                name: {"bytes": f.bytes, "sha256": f.sha256} for name, f in self.files.items()
-            },
+            "chunk_index": self.chunk_index.to_json(),
+            "files": {name: _file_json(f) for name, f in self.files.items()},
         }
 
     @classmethod
@@ -218,6 +273,10 @@ class Manifest:
             chunker=_chunker(m.sub("chunker")),
             sentences=_splitter(m.sub("sentences")),
             package_version=m.text("package_version"),
+            # Absent from format 2 manifests, which then read as "index format changed".
+            latent_terms=_latent_terms(m.sub("latent_terms"))
+            if m.has("latent_terms")
+            else LatentTermsRecord(0, 0),
         )
         return cls(
             settings=settings,
@@ -230,8 +289,13 @@ class Manifest:
             ),
             skipped_sha256=m.text_map("skipped_sha256"),
             counts=_counts(m.sub("counts")),
+            chunk_index=_chunk_index(m.sub("chunk_index"))
+            if m.has("chunk_index")
+            else ChunkIndexRecord("flat"),
             files={
-                name: FileRecord(f.whole("bytes"), f.text("sha256"))
+                name: FileRecord(
+                    f.whole("bytes"), f.text("sha256"), f.opt_text_missing("sampled_sha256")
+                )
                 for name, f in m.sub("files").entries()
             },
         )
@@ -257,6 +321,36 @@ def new_settings(
         ),
         sentences=SentenceSplitterRecord("pysbd", ("de", "en")),
         package_version=package_version,
+        # Read at call time, so that scripts/eval_latent_terms.py can vary them.
+        latent_terms=LatentTermsRecord(config.LATENT_CHUNK_TERMS, config.LATENT_SENTENCE_TERMS),
+    )
+
+
+def _file_json(record: FileRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {"bytes": record.bytes, "sha256": record.sha256}
+    if record.sampled_sha256 is not None:
+        out["sampled_sha256"] = record.sampled_sha256
+    return out
+
+
+def _latent_terms(f: _Fields) -> LatentTermsRecord:
+    return LatentTermsRecord(f.whole("chunk"), f.whole("sentence"))
+
+
+def _chunk_index(f: _Fields) -> ChunkIndexRecord:
+    kind = f.text("kind")
+    if kind not in ("flat", "ivf"):
+        raise f.error("chunk_index.kind", f"is {kind!r}, not 'flat' or 'ivf'")
+    return ChunkIndexRecord(
+        kind=kind,
+        exact_max_chunks=f.whole("exact_max_chunks"),
+        target_recall=f.number("target_recall"),
+        nlist=f.whole("nlist"),
+        nprobe=f.whole("nprobe"),
+        trained_on=f.whole("trained_on"),
+        trained_for=f.whole("trained_for"),
+        recall_queries=f.whole("recall_queries"),
+        recall_at_10=f.number("recall_at_10"),
     )
 
 
@@ -309,6 +403,9 @@ class _Fields:
             raise self._error(where or "the top level", "is not a JSON object")
         self._data: dict[str, Any] = data
 
+    def error(self, name: str, problem: str) -> IndexCorruptError:
+        return self._error(name, problem)
+
     def _error(self, name: str, problem: str) -> IndexCorruptError:
         return IndexCorruptError(
             f"Index file {self._path} lacks required fields ({name} {problem}); "
@@ -338,6 +435,13 @@ class _Fields:
         if value not in allowed:
             raise self._error(f"{self._where}{key}", f"is not one of {', '.join(allowed)}")
         return value
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def opt_text_missing(self, key: str) -> str | None:
+        """Like :meth:`opt_text`, but an absent key is ``None`` too (optional fields)."""
+        return self.opt_text(key) if key in self._data else None
 
     def whole(self, key: str) -> int:
         value: int = self._get(key, (int,), "a whole number")

@@ -1,24 +1,39 @@
-"""Index storage: versioned folders, an atomic ``CURRENT`` pointer, and verified loading.
+"""Index storage: versioned folders, an atomic ``CURRENT`` pointer, and checked, mapped loading.
 
 Layout of an index folder::
 
     index/
       CURRENT              name of the live version folder (replaced atomically)
       .lock                held by the one build that may write
+      .partial/            vectors a build has embedded so far (``qa.index.shards``); a killed
+                           build's successor reuses them; deleted once a version is published
       v-<utc time>-<id>/   one version; only the live one and the one it replaced are kept
         .qa-version        marks the folder as made by a build (nothing else is ever deleted)
         manifest.json      format, embedder, chunker, qa version, documents (sha256, kind,
-                           title, pages, ...), skipped seeds, files (bytes, sha256), the
-                           version it replaces
+                           title, pages, ...), skipped seeds, the chunk index kind and
+                           parameters, files (bytes, sha256), the version it replaces
         manifest.sha256    sha256 of manifest.json (written last)
-        chunks.jsonl       one chunk a line: source, start, end, text, page, location
-        sentences.jsonl    one sentence a line: source, start, end, text, page, location
-        chunks.faiss       chunk vectors (IndexFlatIP, same order as chunks.jsonl)
-        sentences.faiss    sentence vectors (same order as sentences.jsonl)
-        sentences.latent.npz  sparse latent-term vectors of the sentences (numpy CSR arrays;
-                           no rows' entries when the embedder has no latent head)
+        texts.bin          UTF-8 canonical text of every document, one after another
+        documents.npy      per document: byte offset and length in texts.bin
+        chunks.npy         per chunk: document, start, end (characters in the canonical text),
+                           byte start and end (in the document's text), its sentence rows
+                           [first, end), page (0: none), its location label's byte range in
+                           labels.bin
+        sentences.npy      per sentence: document, start, end, byte start and end, page,
+                           location label's byte range
+        labels.bin         UTF-8 location labels ("p. 3", "line 40"), one after another
+        chunks.vectors.npy     float32 chunk vectors (L2-normalised)
+        chunks.faiss       the chunk vectors' search index: IndexFlatIP, or IVF<nlist>,Flat
+        sentences.vectors.npy  float16 sentence vectors
+        chunks.latent.*.npy    chunks' latent-term rows (CSR: indptr, uint16 terms, float16
+        sentences.latent.*.npy weights); the sentences' rows likewise
+        bm25.*.npy         BM25 score matrix (bm25s's CSC arrays) and sorted vocabulary
         extractions/<content key>.npz  one per distinct content: its canonical text (UTF-8)
                            and location map (numpy arrays; see ``qa.index.extractions``)
+
+Rows are in document order and a document's rows are contiguous. Every file but the manifest
+and the FAISS index is a plain ``.npy`` array (no pickle: object arrays are refused) or raw
+UTF-8, and everything is memory-mapped when loaded: opening a version reads headers, not data.
 
 A build writes a new version folder completely (files fsynced, the manifest and its checksum
 last), then replaces ``CURRENT``. A reader that opens ``CURRENT`` therefore sees either the old
@@ -28,6 +43,11 @@ but the new one and the one it replaced (a reader that read ``CURRENT`` just bef
 may still be opening it); folders of killed builds go then too. Anything else in the index
 folder is never touched. A version folder is created owner-only and gets the permissions of
 the seeds it holds once written. No file is ever unpickled.
+
+Checks: loading compares every file's size with the manifest and its sha256 too when the
+file is at most ``FULL_CHECK_BYTES``; a larger file is checked by the sha256 of evenly spaced
+blocks (``sampled_sha256``), so that opening a million-passage index does not read gigabytes.
+A build reads the whole previous version before reusing its vectors (``verify="full"``).
 """
 
 from __future__ import annotations
@@ -35,35 +55,90 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import mmap
 import os
 import re
 import secrets
 import shutil
 import stat
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
+from ..config import INDEX_FORMAT_VERSION
 from ..embed.latent import LatentVectors
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.seeds import file_sha256
 from ..types import Chunk, Sentence
+from .arrays import open_array
+from .lexical import FILES as BM25_FILES
+from .lexical import Bm25Index
 from .manifest import FileRecord, Manifest
-from .store import VectorStore
+from .store import ChunkIndex
 
 CURRENT = "CURRENT"
 LOCK = ".lock"
 MARKER = ".qa-version"
+PARTIAL = ".partial"
 MANIFEST = "manifest.json"
 MANIFEST_SHA256 = "manifest.sha256"
-CHUNKS = "chunks.jsonl"
-SENTENCES = "sentences.jsonl"
-CHUNK_VECTORS = "chunks.faiss"
-SENTENCE_VECTORS = "sentences.faiss"
-SENTENCE_LATENT = "sentences.latent.npz"
-_FILES = (CHUNKS, SENTENCES, CHUNK_VECTORS, SENTENCE_VECTORS, SENTENCE_LATENT)
+TEXTS = "texts.bin"
+LABELS = "labels.bin"
+DOCUMENTS = "documents.npy"
+CHUNKS = "chunks.npy"
+SENTENCES = "sentences.npy"
+CHUNK_VECTORS = "chunks.vectors.npy"
+CHUNK_INDEX = "chunks.faiss"
+SENTENCE_VECTORS = "sentences.vectors.npy"
+CHUNK_LATENT = "chunks.latent"
+SENTENCE_LATENT = "sentences.latent"
+_LATENT_PARTS = ("indptr", "terms", "weights")
+FILES = (
+    TEXTS,
+    LABELS,
+    DOCUMENTS,
+    CHUNKS,
+    SENTENCES,
+    CHUNK_VECTORS,
+    CHUNK_INDEX,
+    SENTENCE_VECTORS,
+    *(f"{kind}.{part}.npy" for kind in (CHUNK_LATENT, SENTENCE_LATENT) for part in _LATENT_PARTS),
+    *BM25_FILES,
+)
+#: Columns of chunks.npy and sentences.npy (``page`` 0: the format has no pages; ``label_*``:
+#: the location label's bytes in labels.bin).
+CHUNK_COLUMNS = (
+    "document",
+    "start",
+    "end",
+    "byte_start",
+    "byte_end",
+    "first",
+    "end_row",
+    "page",
+    "label_start",
+    "label_end",
+)
+SENTENCE_COLUMNS = (
+    "document",
+    "start",
+    "end",
+    "byte_start",
+    "byte_end",
+    "page",
+    "label_start",
+    "label_end",
+)
+#: Files up to this size are checked in full (sha256) whenever a version is loaded.
+FULL_CHECK_BYTES = 32 * 1024 * 1024
+_SAMPLE_BLOCKS = 16
+_SAMPLE_BLOCK_BYTES = 64 * 1024
 _VERSION_PREFIX = "v-"
 #: A version folder's name as :func:`new_version_dir` makes it.
 _VERSION_NAME = re.compile(r"v-\d{8}T\d{6}\.\d{6}-[0-9a-f]{8}")
@@ -78,31 +153,107 @@ _CHECKSUMMED_FROM = 3
 #: How often a reader retries when builds keep replacing the version it is opening.
 _READ_ATTEMPTS = 5
 
+Verify = Literal["quick", "full"]
+
 
 def checkpoint(name: str) -> None:
     """Mark a named point of a build; does nothing.
 
     Fault-injection tests replace this function (in a subprocess) to kill a build exactly at
-    ``"embedding"``, ``"embedded"``, ``"files-written"``, ``"version-written"`` or
-    ``"published"``.
+    ``"embedding"`` (after each embedded batch), ``"checkpointed"`` (after embedded vectors
+    were saved to ``.partial/``), ``"embedded"``, ``"files-written"``, ``"version-written"``
+    or ``"published"``.
     """
 
 
-@dataclass(frozen=True, slots=True)
+def latent_files(kind: str) -> tuple[str, str, str]:
+    """The three array files of a kind's latent rows (indptr, term ids, weights)."""
+    indptr, terms, weights = (f"{kind}.{part}.npy" for part in _LATENT_PARTS)
+    return indptr, terms, weights
+
+
+@dataclass(frozen=True, eq=False)
 class StoredIndex:
-    """One index version, read from disk and checked."""
+    """One index version, opened (memory-mapped) and checked."""
 
     path: Path
     manifest: Manifest
-    chunks: tuple[Chunk, ...]
-    sentences: tuple[Sentence, ...]
-    chunk_store: VectorStore
-    sentence_store: VectorStore
+    texts: npt.NDArray[np.uint8]
+    labels: npt.NDArray[np.uint8]
+    documents: npt.NDArray[np.int64]
+    chunks: npt.NDArray[np.int64]
+    sentences: npt.NDArray[np.int64]
+    chunk_vectors: npt.NDArray[np.float32]
+    sentence_vectors: npt.NDArray[np.float16]
+    chunk_latent: LatentVectors
     sentence_latent: LatentVectors
+    chunk_index: ChunkIndex
+    bm25: Bm25Index
 
     @property
     def version(self) -> str:
         return self.path.name
+
+    @cached_property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(d.source for d in self.manifest.documents)
+
+    @cached_property
+    def chunk_offsets(self) -> npt.NDArray[np.int64]:
+        """Row of each document's first chunk (and the total last): rows are in document order."""
+        return _offsets([d.chunks for d in self.manifest.documents])
+
+    @cached_property
+    def sentence_offsets(self) -> npt.NDArray[np.int64]:
+        return _offsets([d.sentences for d in self.manifest.documents])
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def _text(self, document: int, start: int, end: int) -> str:
+        base = int(self.documents[document, 0])
+        return bytes(self.texts[base + start : base + end]).decode("utf-8")
+
+    def document_text(self, document: int) -> str:
+        base, length = (int(v) for v in self.documents[document])
+        return bytes(self.texts[base : base + length]).decode("utf-8")
+
+    def label(self, start: int, end: int) -> str:
+        """The location label in bytes ``[start, end)`` of labels.bin (``""``: none)."""
+        return bytes(self.labels[start:end]).decode("utf-8")
+
+    def chunk(self, i: int) -> Chunk:
+        doc, start, end, b0, b1, _, _, page, l0, l1 = (int(v) for v in self.chunks[i])
+        text = self._text(doc, b0, b1)
+        where = self.label(l0, l1) or None
+        return Chunk(self.sources[doc], start, end, text, page=page or None, location=where)
+
+    def sentence(self, j: int) -> Sentence:
+        doc, start, end, b0, b1, page, l0, l1 = (int(v) for v in self.sentences[j])
+        text = self._text(doc, b0, b1)
+        where = self.label(l0, l1) or None
+        return Sentence(self.sources[doc], start, end, text, page=page or None, location=where)
+
+    def chunk_source(self, i: int) -> str:
+        return self.sources[int(self.chunks[i, 0])]
+
+    def chunk_sentences(self, i: int) -> range:
+        """Rows of the sentences that overlap chunk ``i`` (contiguous, in text order)."""
+        return range(int(self.chunks[i, 5]), int(self.chunks[i, 6]))
+
+    def iter_chunks(self) -> Iterator[Chunk]:
+        for i in range(len(self.chunks)):
+            yield self.chunk(i)
+
+    def iter_sentences(self) -> Iterator[Sentence]:
+        for j in range(len(self.sentences)):
+            yield self.sentence(j)
+
+
+def _offsets(counts: list[int]) -> npt.NDArray[np.int64]:
+    out = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
 
 
 def _fsync_file(path: Path) -> None:
@@ -118,11 +269,57 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False))
-            handle.write("\n")
+def sampled_sha256(path: Path) -> str:
+    """sha256 of the file's size and of evenly spaced blocks (the first and last included)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        last = max(0, size - _SAMPLE_BLOCK_BYTES)
+        for k in range(_SAMPLE_BLOCKS):
+            handle.seek(last * k // (_SAMPLE_BLOCKS - 1))
+            digest.update(handle.read(_SAMPLE_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def file_record(path: Path) -> FileRecord:
+    """Size and checksums of a written file (fsynced first)."""
+    _fsync_file(path)
+    size = path.stat().st_size
+    sampled = sampled_sha256(path) if size > FULL_CHECK_BYTES else None
+    return FileRecord(size, file_sha256(path), sampled)
+
+
+def write_manifest(
+    path: Path, manifest: Manifest, *, file_mode: int = 0o600, extra: Collection[str] = ()
+) -> Manifest:
+    """Finish a version folder whose files are written: record every file's size and
+    checksums in the manifest, write it and then its own checksum (atomically, last), give
+    the files ``file_mode`` (the folder is owner-only until then) and fsync the folder.
+
+    ``extra`` names further files the build put into the folder (``extractions/…``); they are
+    synced and checksummed with the others. Returns the manifest as written.
+    """
+    files = {name: file_record(path / name) for name in (*FILES, *extra)}
+    folders = {(path / name).parent for name in extra} - {path}
+    for folder in folders:
+        _fsync_dir(folder)
+    manifest = dataclasses.replace(manifest, files=files)
+    data = (json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    for name, content in (
+        (MANIFEST, data),
+        (MANIFEST_SHA256, (hashlib.sha256(data).hexdigest() + "\n").encode("ascii")),
+    ):
+        tmp = path / (name + ".tmp")
+        tmp.write_bytes(content)
+        _fsync_file(tmp)
+        os.replace(tmp, path / name)
+    for name in (*FILES, *extra, MANIFEST, MANIFEST_SHA256, MARKER):
+        os.chmod(path / name, file_mode)
+    for folder in folders:
+        os.chmod(folder, dir_mode(file_mode))
+    os.chmod(path, dir_mode(file_mode))
+    _fsync_dir(path)
+    return manifest
 
 
 def dir_mode(file_mode: int) -> int:
@@ -157,57 +354,6 @@ def is_own_version(path: Path) -> bool:
     except (OSError, ValueError, IndexCorruptError):
         return False
     return True
-
-
-def write_version(
-    path: Path,
-    manifest: Manifest,
-    chunks: list[Chunk],
-    sentences: list[Sentence],
-    chunk_store: VectorStore,
-    sentence_store: VectorStore,
-    sentence_latent: LatentVectors,
-    *,
-    file_mode: int = 0o600,
-    extra: Collection[str] = (),
-) -> Manifest:
-    """Write every file of a version folder, then its manifest with the files' checksums and
-    the manifest's own checksum; then give the files ``file_mode`` (the folder is owner-only
-    until then).
-
-    ``extra`` names files the caller already put into the folder (``extractions/…``); they
-    are synced and checksummed with the others. Returns the manifest as written (with its
-    ``files``).
-    """
-    _write_jsonl(path / CHUNKS, [_row(c) for c in chunks])
-    _write_jsonl(path / SENTENCES, [_row(s) for s in sentences])
-    chunk_store.save(path / CHUNK_VECTORS)
-    sentence_store.save(path / SENTENCE_VECTORS)
-    sentence_latent.save(path / SENTENCE_LATENT)
-    checkpoint("files-written")
-    files = {}
-    for name in (*_FILES, *extra):
-        _fsync_file(path / name)
-        files[name] = FileRecord((path / name).stat().st_size, file_sha256(path / name))
-    for folder in {(path / name).parent for name in extra} - {path}:
-        _fsync_dir(folder)
-    manifest = dataclasses.replace(manifest, files=files)
-    data = (json.dumps(manifest.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    for name, content in (
-        (MANIFEST, data),
-        (MANIFEST_SHA256, (hashlib.sha256(data).hexdigest() + "\n").encode("ascii")),
-    ):
-        tmp = path / (name + ".tmp")
-        tmp.write_bytes(content)
-        _fsync_file(tmp)
-        os.replace(tmp, path / name)
-    for name in (*_FILES, *extra, MANIFEST, MANIFEST_SHA256, MARKER):
-        os.chmod(path / name, file_mode)
-    for folder in {(path / name).parent for name in extra} - {path}:
-        os.chmod(folder, dir_mode(file_mode))
-    os.chmod(path, dir_mode(file_mode))
-    _fsync_dir(path)
-    return manifest
 
 
 def pointer_problem(index_dir: Path) -> str | None:
@@ -316,42 +462,6 @@ def remove_old_versions(index_dir: Path, *, keep: Collection[str] = ()) -> list[
     return removed
 
 
-def _row(item: Chunk | Sentence) -> dict[str, Any]:
-    return {
-        "source": item.source,
-        "start": item.start,
-        "end": item.end,
-        "text": item.text,
-        "page": item.page,
-        "location": item.location,
-    }
-
-
-def _read_jsonl(path: Path, kind: type[Chunk] | type[Sentence]) -> list[Any]:
-    rows = []
-    line_no = 0
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):  # noqa: B007 - used in the error
-                row = json.loads(line)
-                rows.append(
-                    kind(
-                        source=row["source"],
-                        start=int(row["start"]),
-                        end=int(row["end"]),
-                        text=row["text"],
-                        page=None if row["page"] is None else int(row["page"]),
-                        location=row["location"],
-                    )
-                )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        where = f" line {line_no}" if line_no else ""
-        raise IndexCorruptError(
-            f"Index file {path}{where} is unreadable ({exc}); run `qa build` to rebuild."
-        ) from exc
-    return rows
-
-
 def read_manifest(version: Path) -> Manifest:
     """The version's manifest, checked against ``manifest.sha256`` and field by field."""
     path = version / MANIFEST
@@ -393,18 +503,26 @@ def read_manifest(version: Path) -> Manifest:
     return manifest
 
 
-def check_file(version: Path, name: str, expected: FileRecord | None) -> None:
+def check_file(
+    version: Path, name: str, expected: FileRecord | None, verify: Verify = "full"
+) -> None:
     """:class:`IndexCorruptError` naming the file unless it matches its manifest entry."""
     path = version / name
     try:
         size = path.stat().st_size
-        digest = file_sha256(path)
+        if expected is not None and size == expected.bytes:
+            if verify == "full" or expected.sampled_sha256 is None:
+                good = file_sha256(path) == expected.sha256
+            else:
+                good = sampled_sha256(path) == expected.sampled_sha256
+        else:
+            good = False
     except OSError as exc:
         raise IndexCorruptError(
             f"Index file {path} is missing or unreadable ({exc.strerror or exc}); "
             "run `qa build` to rebuild."
         ) from exc
-    if expected is None or size != expected.bytes or digest != expected.sha256:
+    if not good:
         wanted = "no entry" if expected is None else f"expected {expected.bytes}"
         raise IndexCorruptError(
             f"Index file {path} does not match its checksum in {MANIFEST} "
@@ -413,45 +531,111 @@ def check_file(version: Path, name: str, expected: FileRecord | None) -> None:
         )
 
 
-def read_version(version: Path) -> StoredIndex:
-    """Load and verify one version folder; every problem raises an error naming the file.
+def _latent(version: Path, kind: str, rows: int, dimension: int) -> LatentVectors:
+    indptr_name, terms_name, weights_name = latent_files(kind)
+    indptr = open_array(version / indptr_name, dtype=np.int64, rows=rows + 1)
+    terms = open_array(version / terms_name, dtype=np.uint16, random=True)
+    weights = open_array(version / weights_name, dtype=np.float16, rows=len(terms), random=True)
+    if len(indptr) and (indptr[0] != 0 or indptr[-1] != len(terms)):
+        raise IndexCorruptError(
+            f"The latent-term rows in {version / indptr_name} are inconsistent; "
+            "run `qa build` to rebuild the index."
+        )
+    return LatentVectors(indptr, terms, weights, dimension)
 
-    The extraction files are not loaded here: ``qa.index.extractions`` checks each one
-    against the manifest when it is needed.
+
+def read_version(version: Path, *, verify: Verify = "quick") -> StoredIndex:
+    """Open and check one version folder; every problem raises an error naming the file.
+
+    ``verify="quick"`` (loading) checks sizes, and sha256 of files up to
+    ``FULL_CHECK_BYTES`` or sampled blocks of larger ones; ``"full"`` hashes every file.
     """
     manifest = read_manifest(version)
-    for name in _FILES:
-        check_file(version, name, manifest.files.get(name))
-    chunks = _read_jsonl(version / CHUNKS, Chunk)
-    sentences = _read_jsonl(version / SENTENCES, Sentence)
-    chunk_store = VectorStore.load(version / CHUNK_VECTORS)
-    sentence_store = VectorStore.load(version / SENTENCE_VECTORS)
-    sentence_latent = LatentVectors.load(version / SENTENCE_LATENT)
-    if len(sentence_latent) != len(sentences):
+    if manifest.settings.format_version != INDEX_FORMAT_VERSION:
         raise IndexCorruptError(
-            f"Index file {version / SENTENCE_LATENT} holds {len(sentence_latent)} rows, but the "
-            f"index has {len(sentences)} sentences; run `qa build` to rebuild."
+            f"The index in {version} has format version {manifest.settings.format_version}; "
+            f"this qa reads version {INDEX_FORMAT_VERSION}. Run `qa build` to rebuild it."
         )
+    for name in FILES:
+        check_file(version, name, manifest.files.get(name), verify)
+    counts = manifest.counts
     dimension = manifest.settings.embedder.dimension
-    for name, store, rows in (
-        (CHUNK_VECTORS, chunk_store, chunks),
-        (SENTENCE_VECTORS, sentence_store, sentences),
-    ):
-        if len(store) != len(rows) or store.dimension != dimension:
-            raise IndexCorruptError(
-                f"Index file {version / name} holds {len(store)} vectors of dimension "
-                f"{store.dimension}, but the index has {len(rows)} records of dimension "
-                f"{dimension}; run `qa build` to rebuild."
-            )
+    latent_dimension = manifest.settings.latent.dimension if manifest.settings.latent else 0
+    texts = _map_bytes(version / TEXTS)
+    labels = _map_bytes(version / LABELS)
+    documents = open_array(
+        version / DOCUMENTS, dtype=np.int64, row_shape=(2,), rows=counts.documents
+    )
+    chunks = open_array(
+        version / CHUNKS,
+        dtype=np.int64,
+        row_shape=(len(CHUNK_COLUMNS),),
+        rows=counts.chunks,
+        random=True,
+    )
+    sentences = open_array(
+        version / SENTENCES,
+        dtype=np.int64,
+        row_shape=(len(SENTENCE_COLUMNS),),
+        rows=counts.sentences,
+        random=True,
+    )
+    chunk_vectors = open_array(
+        version / CHUNK_VECTORS,
+        dtype=np.float32,
+        row_shape=(dimension,),
+        rows=counts.chunks,
+        random=True,
+    )
+    sentence_vectors = open_array(
+        version / SENTENCE_VECTORS,
+        dtype=np.float16,
+        row_shape=(dimension,),
+        rows=counts.sentences,
+        random=True,
+    )
+    chunk_index = ChunkIndex.load(version / CHUNK_INDEX)
+    if len(chunk_index) != counts.chunks or chunk_index.dimension != dimension:
+        raise IndexCorruptError(
+            f"Index file {version / CHUNK_INDEX} holds {len(chunk_index)} vectors of dimension "
+            f"{chunk_index.dimension}, but the index has {counts.chunks} records of dimension "
+            f"{dimension}; run `qa build` to rebuild."
+        )
+    if chunk_index.kind != manifest.chunk_index.kind:
+        raise IndexCorruptError(
+            f"Index file {version / CHUNK_INDEX} is a {chunk_index.kind} index, but "
+            f"{MANIFEST} records {manifest.chunk_index.kind}; run `qa build` to rebuild."
+        )
     return StoredIndex(
         path=version,
         manifest=manifest,
-        chunks=tuple(chunks),
-        sentences=tuple(sentences),
-        chunk_store=chunk_store,
-        sentence_store=sentence_store,
-        sentence_latent=sentence_latent,
+        texts=texts,
+        labels=labels,
+        documents=documents,
+        chunks=chunks,
+        sentences=sentences,
+        chunk_vectors=chunk_vectors,
+        sentence_vectors=sentence_vectors,
+        chunk_latent=_latent(version, CHUNK_LATENT, counts.chunks, latent_dimension),
+        sentence_latent=_latent(version, SENTENCE_LATENT, counts.sentences, latent_dimension),
+        chunk_index=chunk_index,
+        bm25=Bm25Index.open(version, counts.chunks),
     )
+
+
+def _map_bytes(path: Path) -> npt.NDArray[np.uint8]:
+    try:
+        with open(path, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size == 0:
+                return np.zeros(0, np.uint8)
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise IndexCorruptError(
+            f"Index file {path} is missing or unreadable ({exc.strerror or exc}); "
+            "run `qa build` to rebuild."
+        ) from exc
+    mapped.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(mapped, dtype=np.uint8)
 
 
 def read_current(index_dir: Path) -> StoredIndex:

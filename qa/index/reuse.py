@@ -7,13 +7,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..embed.embedders import Embedder, Vectors, latent_head
+import numpy as np
+
+from ..embed.embedders import Embedder, latent_head
 from ..embed.latent import LatentVectors
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.chunking import Chunker
-from ..types import Chunk, Document, DocumentKind, Sentence, SkippedSeed, content_key
+from ..types import Document, DocumentKind, SkippedSeed, content_key
 from . import extractions, persist
 from .manifest import BuildSettings, DocumentRecord, Manifest, ModelRecord, new_settings
+from .persist import StoredIndex
+from .writer import DocumentRows
 
 logger = logging.getLogger(__name__)
 
@@ -28,24 +32,16 @@ def package_version() -> str:
 
 
 @dataclass(slots=True)
-class Reusable:
-    """Chunks, sentences and their vectors of one document content (one content key)."""
-
-    chunks: list[Chunk]
-    chunk_vectors: Vectors
-    sentences: list[Sentence]
-    sentence_vectors: Vectors
-    sentence_latent: LatentVectors
-
-
-@dataclass(slots=True)
 class Previous:
     """What the live index offers a new build."""
 
     version: str | None = None
     manifest: Manifest | None = None
-    #: Vectors that may be reused, by content key (empty when ``reason`` is set).
-    reusable: dict[str, Reusable] = field(default_factory=dict)
+    #: The live version, opened (memory-mapped) and fully checked, when its vectors may be
+    #: reused; ``None`` when ``reason`` is set.
+    stored: StoredIndex | None = None
+    #: Row of each reusable document content in ``stored``, by content key.
+    reusable: dict[str, int] = field(default_factory=dict)
     #: Contents whose extraction file checked out, by content key (empty when ``reason`` is
     #: set): their seeds need not be parsed again.
     extracted: dict[str, DocumentRecord] = field(default_factory=dict)
@@ -83,6 +79,37 @@ class Previous:
         # Text and Markdown read the same bytes alike: a copy under the other suffix is known.
         return dataclasses.replace(extractions.document_of(record, source, text), kind=kind)
 
+    def rows(self, key: str, language: str, text: str | None = None) -> DocumentRows:
+        """A reused content's stored records and vectors (views of the mapped files); its
+        text is the stored one unless given."""
+        stored = self.stored
+        assert stored is not None
+        d = self.reusable[key]
+        c0, c1 = (int(v) for v in stored.chunk_offsets[d : d + 2])
+        s0, s1 = (int(v) for v in stored.sentence_offsets[d : d + 2])
+        chunk_places, sentence_places = stored.chunks[c0:c1], stored.sentences[s0:s1]
+        return DocumentRows(
+            text=stored.document_text(d) if text is None else text,
+            language=language,
+            chunks=np.asarray(stored.chunks[c0:c1, 1:3]),
+            sentences=np.asarray(stored.sentences[s0:s1, 1:3]),
+            chunk_vectors=stored.chunk_vectors[c0:c1],
+            sentence_vectors=stored.sentence_vectors[s0:s1],
+            sentence_latent=_rows(stored.sentence_latent, s0, s1),
+            chunk_latent=_rows(stored.chunk_latent, c0, c1),
+            chunk_pages=chunk_places[:, 7].tolist(),
+            chunk_labels=[stored.label(int(a), int(b)) for a, b in chunk_places[:, 8:10]],
+            sentence_pages=sentence_places[:, 5].tolist(),
+            sentence_labels=[stored.label(int(a), int(b)) for a, b in sentence_places[:, 6:8]],
+        )
+
+
+def _rows(latent: LatentVectors, start: int, end: int) -> LatentVectors:
+    """Rows ``[start, end)`` as a view (the term arrays are shared, not copied)."""
+    return LatentVectors(
+        latent.indptr[start : end + 1], latent.indices, latent.values, latent.dimension
+    )
+
 
 def settings_of(embedder: Embedder, chunker: Chunker) -> BuildSettings:
     """The settings a build with this embedder and chunker records (and reuses vectors by)."""
@@ -116,31 +143,15 @@ def previous(index_dir: Path, settings: BuildSettings, *, full: bool) -> Previou
     if prev.reason is not None:
         return prev
     try:
-        stored = persist.read_version(version)
+        # Every byte is checked before vectors are copied into the next version.
+        prev.stored = persist.read_version(version, verify="full")
     except IndexCorruptError as exc:
         logger.warning("previous index unusable, rebuilding from the seeds: %s", exc)
         prev.reason = f"previous index unreadable: {exc}"
         return prev
-    chunk_vectors = stored.chunk_store.vectors()
-    sentence_vectors = stored.sentence_store.vectors()
-    sentence_latent = stored.sentence_latent
-    chunk_rows: dict[str, list[int]] = {}
-    for i, chunk in enumerate(stored.chunks):
-        chunk_rows.setdefault(chunk.source, []).append(i)
-    sentence_rows: dict[str, list[int]] = {}
-    for i, sentence in enumerate(stored.sentences):
-        sentence_rows.setdefault(sentence.source, []).append(i)
-    for doc in prev.manifest.documents:
-        rows = chunk_rows.get(doc.source, [])
-        srows = sentence_rows.get(doc.source, [])
+    for d, doc in enumerate(prev.manifest.documents):
         # Identical content under two names has identical records: either copy serves.
-        prev.reusable[doc.content_key] = Reusable(
-            [stored.chunks[i] for i in rows],
-            chunk_vectors[rows],
-            [stored.sentences[i] for i in srows],
-            sentence_vectors[srows],
-            sentence_latent.take(srows),
-        )
+        prev.reusable.setdefault(doc.content_key, d)
         name = extractions.extraction_name(doc.content_key)
         if doc.content_key not in prev.extracted:
             try:

@@ -11,9 +11,8 @@ adds candidates and reorders same-language ones but never filters dense ones.
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,15 +21,16 @@ import numpy.typing as npt
 
 from ..config import SearchSettings
 from ..embed.embedders import Embedder, get_embedder, latent_head
-from ..embed.latent import LatentVectors, dense_query
+from ..embed.latent import dense_query
 from ..errors import EmbedderMismatchError
 from ..index import persist
+from ..index.lexical import top
 from ..index.manifest import DocumentRecord
 from ..index.persist import StoredIndex
+from ..index.store import FlatSearch
 from ..ingest.language import detect_language
 from ..types import Passage
 from .evidence import Evidence, PassageEvidence, SentenceEvidence
-from .lexical import LexicalIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +42,16 @@ class Ranking:
     language: str
     #: The question's latent-term vector (dense array), or ``None`` without a latent head.
     latent_vector: npt.NDArray[np.float32] | None = None
+    #: The index rows of the passages' chunks.
+    rows: list[int] = field(default_factory=list)
 
 
-def _rrf(
-    rankings: list[tuple[list[int], npt.NDArray[np.float32] | float]], rrf_k: int
-) -> dict[int, float]:
-    """Reciprocal rank fusion; a ranking's weight is a number or one weight per chunk."""
+def _rrf(rankings: list[tuple[list[int], Sequence[float] | float]], rrf_k: int) -> dict[int, float]:
+    """Reciprocal rank fusion; a ranking's weight is a number or one weight per entry."""
     fused: dict[int, float] = {}
     for order, weight in rankings:
         for rank, i in enumerate(order, 1):
-            w = float(weight if isinstance(weight, float) else weight[i])
+            w = float(weight if isinstance(weight, float) else weight[rank - 1])
             if w:
                 fused[i] = fused.get(i, 0.0) + w / (rrf_k + rank)
     return fused
@@ -61,7 +61,11 @@ class Searcher:
     """Ranked passages and the evidence answering needs, from one loaded index.
 
     Thread-safe for queries. The public face is :class:`qa.Retriever`, which composes a
-    searcher with an answerer.
+    searcher with an answerer. Nothing is scored for every chunk but BM25: the chunk index
+    (exact or IVF) gives the dense candidates, and their sentence vectors and latent-term
+    rows are read from the memory-mapped files for those candidates only. While the index
+    holds at most ``sentence_search_max`` sentences, the question is also searched among all
+    sentence vectors (in memory), which adds the chunks of the best sentences as candidates.
     """
 
     def __init__(
@@ -70,37 +74,32 @@ class Searcher:
         self._stored = stored
         self.embedder = embedder
         self.settings = settings or SearchSettings()
-        self.documents: dict[str, DocumentRecord] = {d.source: d for d in stored.manifest.documents}
-        chunks = stored.chunks
-        self._chunk_language = np.array([self.documents[c.source].language for c in chunks])
-        self._lexical = LexicalIndex([c.text for c in chunks], list(self._chunk_language))
-        self._chunk_vectors = stored.chunk_store.vectors()
-        self._sentence_vectors = stored.sentence_store.vectors()
-        # Sentences of each source sorted by start, to find the sentences of a chunk.
-        self._sentence_rows: dict[str, list[int]] = {}
-        for i, sentence in enumerate(stored.sentences):
-            self._sentence_rows.setdefault(sentence.source, []).append(i)
-        self._sentence_starts = {
-            source: [stored.sentences[i].start for i in rows]
-            for source, rows in self._sentence_rows.items()
-        }
+        documents = stored.manifest.documents
+        self.documents: dict[str, DocumentRecord] = {d.source: d for d in documents}
+        self._document_language = [d.language for d in documents]
+        self._document_of = {d.source: i for i, d in enumerate(documents)}
+        n_sentences = len(stored.sentences)
+        self._sentence_search: FlatSearch | None = None
+        if 0 < n_sentences <= self.settings.sentence_search_max:
+            self._sentence_search = FlatSearch(stored.sentence_vectors)
+            # Chunks of each sentence (a sentence in an overlap belongs to two), as CSR.
+            ranges = np.asarray(stored.chunks[:, 5:7])
+            counts = ranges[:, 1] - ranges[:, 0]
+            chunk_ids = np.repeat(np.arange(len(ranges)), counts)
+            sentence_ids = np.concatenate(
+                [np.arange(a, b) for a, b in ranges.tolist()] or [np.zeros(0, np.int64)]
+            )
+            order = np.argsort(sentence_ids, kind="stable")
+            self._sentence_chunk_ids = chunk_ids[order]
+            self._sentence_chunk_ptr = np.searchsorted(
+                sentence_ids[order], np.arange(n_sentences + 1)
+            )
+        self._nprobe = self.settings.nprobe or stored.manifest.chunk_index.nprobe
+        head = latent_head(embedder)
+        self._latent_head = head if head and stored.chunk_latent.dimension else None
         # Evaluation and the app ask the same question more than once (e.g. with and without
         # a document); the query vector is the costly part.
         self._embed_query = lru_cache(maxsize=256)(self._embed_query_uncached)
-        self._chunk_sentences = [self._overlapping(c.source, c.start, c.end) for c in chunks]
-        self._sentence_chunks: list[list[int]] = [[] for _ in stored.sentences]
-        for i, rows in enumerate(self._chunk_sentences):
-            for row in rows:
-                self._sentence_chunks[row].append(i)
-        # Latent terms: stored per sentence; a chunk's vector is the maximum over its sentences.
-        self._sentence_latent = stored.sentence_latent
-        head = latent_head(embedder)
-        self._latent_head = head if head and stored.sentence_latent.dimension else None
-        self._chunk_latent = (
-            self._sentence_latent.pooled(self._chunk_sentences)
-            if self._latent_head
-            else LatentVectors.empty(rows=len(chunks))
-        )
         self._embed_latent = lru_cache(maxsize=256)(self._embed_latent_uncached)
 
     def _embed_query_uncached(self, question: str) -> npt.NDArray[np.float32]:
@@ -124,95 +123,114 @@ class Searcher:
         return chunk + sentence + self.settings.latent_weight * latent
 
     def __len__(self) -> int:
-        return len(self._stored.chunks)
+        return len(self._stored)
 
-    def _overlapping(self, source: str, start: int, end: int) -> list[int]:
-        rows = self._sentence_rows.get(source, [])
-        starts = self._sentence_starts.get(source, [])
-        lo = max(0, bisect.bisect_right(starts, start) - 1)
-        hi = bisect.bisect_left(starts, end)
-        sentences = self._stored.sentences
-        return [
-            rows[j]
-            for j in range(lo, hi)
-            if sentences[rows[j]].end > start and sentences[rows[j]].start < end
-        ]
+    def _excluded_rows(self, exclude: Collection[str]) -> list[tuple[int, int]]:
+        """Chunk row ranges of the excluded documents."""
+        offsets = self._stored.chunk_offsets
+        out = []
+        for source in exclude:
+            d = self._document_of.get(source)
+            if d is not None:
+                out.append((int(offsets[d]), int(offsets[d + 1])))
+        return out
 
     def _dense(
         self,
         query: npt.NDArray[np.float32],
         latent: npt.NDArray[np.float32] | None,
         pool: int,
-        exclude: Collection[str],
+        excluded: list[tuple[int, int]],
     ) -> tuple[list[int], dict[int, tuple[float, float, float]]]:
         """Chunks ranked by chunk cosine + best-sentence cosine (+ weighted latent-term cosine).
 
         Returns the order and, per candidate, its three similarities.
         """
-        chunks = self._stored.chunks
-        _, chunk_ids = self._stored.chunk_store.search(query, pool)
+        stored = self._stored
+        sentences = self._sentence_search
+        width = pool if sentences is not None else max(pool, self.settings.wide_candidates)
+        _, chunk_ids = stored.chunk_index.search(query, width, nprobe=self._nprobe)
         candidates = {int(i) for i in chunk_ids[0] if i >= 0}
-        n_sentences = len(self._stored.sentences)
-        if n_sentences:
-            _, sentence_ids = self._stored.sentence_store.search(query, min(n_sentences, 2 * pool))
+        if sentences is not None:
+            sentence_ids = sentences.search(query, min(len(sentences), 2 * pool))
+            ptr, ids = self._sentence_chunk_ptr, self._sentence_chunk_ids
             for row in sentence_ids[0]:
                 if row >= 0:
-                    candidates.update(self._sentence_chunks[int(row)])
-        if exclude:
-            candidates = {i for i in candidates if chunks[i].source not in exclude}
-        latent_cos = self._chunk_latent.cosine(latent) if latent is not None else None
-        scores = {i: self._similarities(i, query, latent_cos) for i in sorted(candidates)}
+                    candidates.update(int(c) for c in ids[ptr[row] : ptr[row + 1]])
+        if excluded:
+            candidates = {i for i in candidates if not any(a <= i < b for a, b in excluded)}
+        scores = self._similarities(sorted(candidates), query, latent)
         order = sorted(scores, key=lambda i: (-self._combined(scores[i]), i))
         return order, scores
 
     def _similarities(
         self,
-        i: int,
+        rows: Sequence[int],
         query: npt.NDArray[np.float32],
-        latent_cos: npt.NDArray[np.float32] | None,
-    ) -> tuple[float, float, float]:
-        """Chunk cosine, best-sentence cosine and latent-term cosine of chunk ``i``."""
-        chunk = float(self._chunk_vectors[i] @ query[0])
-        rows = self._chunk_sentences[i]
-        best = float((self._sentence_vectors[rows] @ query[0]).max()) if rows else chunk
-        return chunk, best, float(latent_cos[i]) if latent_cos is not None else 0.0
+        latent: npt.NDArray[np.float32] | None,
+    ) -> dict[int, tuple[float, float, float]]:
+        """Chunk cosine, best-sentence cosine and latent-term cosine of the chunks ``rows``."""
+        stored = self._stored
+        q = query[0]
+        latent_cos = (
+            stored.chunk_latent.rows_cosine(rows, latent)
+            if latent is not None and self._latent_head is not None
+            else np.zeros(len(rows), np.float32)
+        )
+        out = {}
+        for i, lat in zip(rows, latent_cos.tolist(), strict=True):
+            chunk = float(stored.chunk_vectors[i] @ q)
+            first, end = (int(v) for v in stored.chunks[i, 5:7])
+            if end > first:
+                vectors = stored.sentence_vectors[first:end].astype(np.float32)
+                best = float((vectors @ q).max())
+            else:
+                best = chunk
+            out[i] = (chunk, best, lat)
+        return out
 
     def _lexical_order(
-        self, question: str, pool: int, exclude: Collection[str]
+        self, question: str, pool: int, excluded: list[tuple[int, int]]
     ) -> tuple[list[int], npt.NDArray[np.float32]]:
-        scores = self._lexical.scores(question)
-        order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
-        if exclude:
-            chunks = self._stored.chunks
-            order = [i for i in order if chunks[i].source not in exclude]
-        return order[:pool], scores
+        scores = self._stored.bm25.scores(question)
+        ranked = scores
+        if excluded:
+            ranked = scores.copy()
+            for a, b in excluded:
+                ranked[a:b] = 0
+        return top(ranked, pool), scores
+
+    def _language_of(self, i: int) -> str:
+        return self._document_language[int(self._stored.chunks[i, 0])]
 
     def rank(self, question: str, k: int, exclude: Collection[str] = ()) -> Ranking:
         """The ``k`` best passages for a checked question (see ``qa.search.query``).
 
         ``exclude`` leaves those documents out, as if they were not indexed.
         """
-        chunks = self._stored.chunks
+        stored = self._stored
         query = self._embed_query(question)
         language = detect_language(question)
-        if not chunks:
+        if not len(stored):
             return Ranking([], query, language)
         settings = self.settings
-        pool = min(len(chunks), max(settings.candidates, k))
+        pool = min(len(stored), max(settings.candidates, k))
+        excluded = self._excluded_rows(exclude)
         latent = self._embed_latent(question)  # in bm25 mode too: answering scores with it
-        dense_order, similarities = self._dense(query, latent, pool, exclude)
-        lexical = np.zeros(len(chunks), dtype=np.float32)
+        dense_order, similarities = self._dense(query, latent, pool, excluded)
         lex_order: list[int] = []
+        lexical: npt.NDArray[np.float32] | None = None
         if settings.mode != "dense":
-            lex_order, lexical = self._lexical_order(question, pool, exclude)
+            lex_order, lexical = self._lexical_order(question, pool, excluded)
         if settings.mode == "bm25":
             fused = _rrf([(lex_order, 1.0)], settings.rrf_k)
         else:  # in dense mode lex_order is empty, so this is the dense ranking alone
-            weights = np.where(
-                self._chunk_language == language,
-                settings.bm25_weight,
-                settings.bm25_cross_language_weight,
-            ).astype(np.float32)
+            weights = [
+                settings.bm25_weight
+                if self._language_of(i) == language
+                else settings.bm25_cross_language_weight
+                for i in lex_order
+            ]
             fused = _rrf([(dense_order, 1.0), (lex_order, weights)], settings.rrf_k)
         best = sorted(
             fused,
@@ -222,15 +240,12 @@ class Searcher:
                 i,
             ),
         )[:k]
-        latent_cos = None
-        for i in best:  # lexical-only candidates still get their true similarities
-            if i not in similarities:
-                if latent is not None and latent_cos is None:
-                    latent_cos = self._chunk_latent.cosine(latent)
-                similarities[i] = self._similarities(i, query, latent_cos)
+        missing = [i for i in best if i not in similarities]
+        if missing:  # lexical-only candidates still get their true similarities
+            similarities.update(self._similarities(sorted(missing), query, latent))
         passages = []
         for rank, i in enumerate(best, 1):
-            chunk = chunks[i]
+            chunk = stored.chunk(i)
             meta = self.documents[chunk.source]
             passages.append(
                 Passage(
@@ -242,7 +257,7 @@ class Searcher:
                     rank=rank,
                     dense_score=round(similarities[i][0], 6),
                     sentence_score=round(similarities[i][1], 6),
-                    lexical_score=round(float(lexical[i]), 6),
+                    lexical_score=round(float(lexical[i]), 6) if lexical is not None else 0.0,
                     date=meta.date,
                     authors=meta.authors,
                     latent_score=round(similarities[i][2], 6),
@@ -251,24 +266,29 @@ class Searcher:
                     location=chunk.location,
                 )
             )
-        return Ranking(passages, query, language, latent)
+        return Ranking(passages, query, language, latent, best)
 
     def evidence(self, question: str, k: int, exclude: Collection[str] = ()) -> Evidence:
         """The ranked passages with their sentences scored against the question."""
         ranking = self.rank(question, k, exclude)
-        per_passage = [self._overlapping(p.source, p.start, p.end) for p in ranking.passages]
+        stored = self._stored
+        per_passage = [stored.chunk_sentences(i) for i in ranking.rows]
         # Each sentence once, in order of first appearance: overlapping passages share rows.
         rows = list(dict.fromkeys(row for group in per_passage for row in group))
-        similarities = self._sentence_vectors[rows] @ ranking.query_vector[0]
-        if ranking.latent_vector is not None and rows:
-            latents = self._sentence_latent.take(rows).dot(ranking.latent_vector)
+        if rows:
+            vectors = stored.sentence_vectors[rows].astype(np.float32)
+            similarities = vectors @ ranking.query_vector[0]
+        else:
+            similarities = np.zeros(0, np.float32)
+        if ranking.latent_vector is not None and rows and self._latent_head is not None:
+            latents = stored.sentence_latent.rows_dot(rows, ranking.latent_vector)
         else:
             latents = np.zeros(len(rows), np.float32)
         scored = {
             row: (float(sim), float(lat))
             for row, sim, lat in zip(rows, similarities, latents, strict=True)
         }
-        sentences = self._stored.sentences
+        sentences = {row: stored.sentence(row) for row in rows}
         return Evidence(
             question=question,
             language=ranking.language,
