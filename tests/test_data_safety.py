@@ -319,8 +319,11 @@ def test_index_files_are_no_more_open_than_the_seeds(
     build(corpus, index)
     version = persist.current_version(index)
     assert stat.S_IMODE(version.stat().st_mode) == dir_mode
-    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in version.iterdir()}
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in version.rglob("*") if p.is_file()}
+    assert "manifest.json" in modes and any(n.endswith(".npz") for n in modes)  # extractions
     assert set(modes.values()) == {file_mode}, modes
+    folders = {stat.S_IMODE(p.stat().st_mode) for p in version.rglob("*") if p.is_dir()}
+    assert folders == {dir_mode}  # extractions/
     assert stat.S_IMODE((index / "CURRENT").stat().st_mode) == file_mode
 
 

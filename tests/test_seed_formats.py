@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import hashlib
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from seed_files import (
 )
 
 import qa
+from qa.config import INDEX_FORMAT_VERSION
 from qa.cli import main
 from qa.errors import IndexCorruptError, InvalidQueryError
 from qa.ingest import seeds as seeds_module
@@ -181,10 +183,10 @@ BOARD_DE = "Wo tagte der Aufsichtsrat der Werft?"
     [
         (FERRY_DE, "bericht.pdf", FERRY, 2, "p. 2", "14. Juni 2022"),
         (FERRY_EN, "bericht.pdf", FERRY, 2, "p. 2", "14. Juni 2022"),
-        (BOARD_DE, "protokoll.docx", BOARD, None, "¶ 2", "Hotel Adler"),
+        (BOARD_DE, "protokoll.docx", BOARD, None, "¶ 2", "Lübeck"),
         ("How wide is the main mirror of the Halvard telescope?", "web/observatory.html", MIRROR,
-         None, "¶ 3", None),
-        ("Wie hoch liegt der Almsee?", "almsee.md", LAKE, None, "line 9", "1240 Metern"),
+         None, "¶ 3", "4.2 metres"),
+        ("Wie hoch liegt der Almsee?", "almsee.md", LAKE, None, "line 9", "1240 Metern Höhe"),
     ],
 )  # fmt: skip
 def test_citations_point_at_file_page_and_location_with_exact_offsets(
@@ -511,10 +513,13 @@ def test_an_index_of_the_previous_format_is_rebuilt(corpus: Corpus, tmp_path: Pa
     copy = _copy(corpus, tmp_path)
     path = _version(copy.index) / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    path.write_text(json.dumps({**manifest, "format_version": 2}), encoding="utf-8")
+    old = INDEX_FORMAT_VERSION - 1
+    data = json.dumps({**manifest, "format_version": old}).encode("utf-8")
+    path.write_bytes(data)  # a checksummed manifest of the previous format
+    (path.parent / "manifest.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
     message = (
-        f"Index file {path} is in index format 2, this qa reads format 3; run `qa build` to "
-        "rebuild the index."
+        f"Index file {path} is in index format {old}, this qa reads format "
+        f"{INDEX_FORMAT_VERSION}; run `qa build` to rebuild the index."
     )
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(copy.index)
