@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import io
 import hashlib
+import io
 import json
 import logging
 import re
@@ -33,8 +33,8 @@ from seed_files import (
 )
 
 import qa
-from qa.config import INDEX_FORMAT_VERSION
 from qa.cli import main
+from qa.config import INDEX_FORMAT_VERSION
 from qa.errors import IndexCorruptError, InvalidQueryError
 from qa.ingest import seeds as seeds_module
 from qa.ingest.formats import extract

@@ -121,7 +121,10 @@ def test_watch_reports_a_failed_build_and_goes_on(
         path.unlink()
     error = watcher.errors.get(timeout=120)
     assert isinstance(error, qa.SeedError)
-    assert str(error) == f"No usable seeds in {seeds}: add .docx, .htm, .html, .md, .pdf or .txt files to it."
+    assert (
+        str(error)
+        == f"No usable seeds in {seeds}: add .docx, .htm, .html, .md, .pdf or .txt files to it."
+    )
     assert persist.current_version(tmp_path / "index").name == version  # the old index stays
     (seeds / "neu.txt").write_text("Die Fähre fährt um 9 Uhr ab.\n", encoding="utf-8")
     stats = watcher.next_build(lambda s: s.documents_added == 1)
