@@ -9,6 +9,7 @@ import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -67,12 +68,16 @@ def index_copy(built_index: Path, tmp_path: Path) -> Path:
 
 def _rewrite_checksum(version: Path, name: str) -> None:
     """Make the manifest agree with a changed file, so that only the content is wrong."""
-    path = version / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     data = (version / name).read_bytes()
     manifest["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _rewrite_manifest(version, manifest)
+
+
+def _rewrite_manifest(version: Path, manifest: dict[str, Any]) -> None:
+    """Write a changed manifest with its checksum, as a build would have written it."""
     text = json.dumps(manifest).encode("utf-8")
-    path.write_bytes(text)
+    (version / "manifest.json").write_bytes(text)
     (version / "manifest.sha256").write_text(hashlib.sha256(text).hexdigest() + "\n")
 
 
@@ -141,11 +146,15 @@ def test_index_holds_only_known_files_and_no_pickle(built_index: Path) -> None:
         assert {p.suffix for p in (version / "extractions").iterdir()} == {".npz"}
     for path in built_index.rglob("*"):
         if path.is_file():
-            assert path.suffix not in {".pkl", ".pickle", ".joblib", ".npz"}
+            assert path.suffix not in {".pkl", ".pickle", ".joblib"}
             assert path.read_bytes()[:1] != b"\x80", f"{path} looks like a pickle"
             if path.suffix == ".npy":  # plain arrays: numpy refuses to load them as pickles
                 array = np.load(path, allow_pickle=False)
                 assert not array.dtype.hasobject
+            if path.suffix == ".npz":  # extractions only: plain arrays too
+                assert path.parent.name == "extractions"
+                with np.load(path, allow_pickle=False) as arrays:
+                    assert not any(arrays[name].dtype.hasobject for name in arrays.files)
 
 
 def test_records_reproduce_their_text_from_the_seeds(built_index: Path) -> None:
@@ -244,7 +253,7 @@ def test_bad_array_with_matching_checksum_is_named(index_copy: Path) -> None:
     with pytest.raises(IndexCorruptError) as caught:
         qa.load_index(index_copy)
     assert str(caught.value) == (
-        f"Index file {path} holds rows of shape (3,), expected (7,); run `qa build` to rebuild."
+        f"Index file {path} holds rows of shape (3,), expected (10,); run `qa build` to rebuild."
     )
 
 
@@ -267,7 +276,7 @@ def test_large_files_are_checked_by_sampled_blocks_at_load(index_copy: Path) -> 
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     for name in manifest["files"]:
         manifest["files"][name]["sampled_sha256"] = persist.sampled_sha256(version / name)
-    (version / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    _rewrite_manifest(version, manifest)
     assert len(qa.load_index(index_copy)) == 4
     # A flipped first byte is in a sampled block: loading refuses the file.
     path = version / "sentences.vectors.npy"

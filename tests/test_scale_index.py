@@ -152,13 +152,17 @@ def test_an_index_of_the_previous_format_is_rebuilt(corpus: Path, tmp_path: Path
     old = INDEX_FORMAT_VERSION - 1  # as format 2 wrote it: no latent-term cut, no chunk index
     manifest["format_version"] = old
     del manifest["latent_terms"], manifest["chunk_index"]
-    path.write_text(json.dumps(manifest), encoding="utf-8")
-    expected = f"has format version {old}; this qa reads version {INDEX_FORMAT_VERSION}. Run"
-    with pytest.raises(qa.IndexCorruptError, match=expected):
-        qa.load_index(index, embedder=WordHashEmbedder())
-    stats = build(corpus, index)
-    assert stats.full_rebuild_reason == (
-        f"index format changed (version {old} -> {INDEX_FORMAT_VERSION})"
+    data = json.dumps(manifest).encode("utf-8")
+    path.write_bytes(data)
+    (path.parent / "manifest.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
+    message = (
+        f"Index file {path} is in index format {old}, this qa reads format "
+        f"{INDEX_FORMAT_VERSION}; run `qa build` to rebuild the index."
     )
+    with pytest.raises(qa.IndexCorruptError) as caught:
+        qa.load_index(index, embedder=WordHashEmbedder())
+    assert str(caught.value) == message
+    stats = build(corpus, index)
+    assert stats.full_rebuild_reason == f"previous index unreadable: {message}"
     assert (stats.chunks_embedded, stats.chunks_reused) == (400, 0)
     assert len(qa.load_index(index, embedder=WordHashEmbedder())) == 400

@@ -69,6 +69,10 @@ class AppendArray:
         self._file.write(_header(self.dtype, (self.rows, *self.row_shape)))
         self._file.close()
 
+    def abort(self) -> None:
+        """Close the file unfinished (its folder is being deleted)."""
+        self._file.close()
+
     def __enter__(self) -> AppendArray:
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -259,6 +260,7 @@ def _write(
     latent_dim = build.latent.dimension if build.latent else 0
     new = {item.document.content_key: item for item in plan.work}
     version = _writable(index_path, lambda: persist.new_version_dir(index_path))
+    writer: VersionWriter | None = None
     try:
         writer = VersionWriter(
             version,
@@ -323,12 +325,20 @@ def _write(
             extra=_write_extractions(plan, version),
         )
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
-        shutil.rmtree(version, ignore_errors=True)
+        _discard(version, writer)
         raise _write_error(index_path, exc) from exc
     except BaseException:
-        shutil.rmtree(version, ignore_errors=True)
+        _discard(version, writer)
         raise
     return version, manifest
+
+
+def _discard(version: Path, writer: VersionWriter | None) -> None:
+    """Remove a version folder whose writing failed, its files closed first."""
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.abort()
+    shutil.rmtree(version, ignore_errors=True)
 
 
 def _query_vectors(version: Path, emb: Embedder, n: int) -> npt.NDArray[np.float32]:

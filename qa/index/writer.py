@@ -101,6 +101,10 @@ class _LatentWriter:
         for array in (self.indptr, self.terms, self.weights):
             array.close()
 
+    def abort(self) -> None:
+        for array in (self.indptr, self.terms, self.weights):
+            array.abort()
+
 
 class VersionWriter:
     """Appends documents to the files of a new version folder; :meth:`close` finishes them."""
@@ -197,6 +201,21 @@ class VersionWriter:
             chunk_rows = sentence_rows.pooled(groups).truncated(self.terms.chunk).compact()
         self._sentence_latent.append(sentence_rows)
         self._chunk_latent.append(chunk_rows)
+
+    def abort(self) -> None:
+        """Close every file unfinished, after a failed write (the caller deletes the folder)."""
+        self._texts.close()
+        self._labels.close()
+        for array in (
+            self._documents,
+            self._chunks,
+            self._sentences,
+            self._chunk_vectors,
+            self._sentence_vectors,
+        ):
+            array.abort()
+        self._chunk_latent.abort()
+        self._sentence_latent.abort()
 
     def close(self) -> None:
         """Finish every array file and write the BM25 matrix."""
