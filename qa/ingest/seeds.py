@@ -6,7 +6,6 @@ import errno
 import hashlib
 import logging
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,17 +16,9 @@ from ..errors import SeedError
 from ..types import Document, DocumentKind, SkippedSeed
 from .formats import MAX_BYTES, SUPPORTED_SUFFIXES, LocationMap, extract, kind_of
 from .formats.dispatch import SUFFIX_KINDS
+from .formats.metadata import parse_metadata
 
 logger = logging.getLogger(__name__)
-
-# ` date 2022-03 Von William Boston und Tim Higgins` — a date, then optionally the authors.
-_METADATA = re.compile(
-    r"^[ \t]*date[ \t]+(?P<date>\d{4}-\d{2}(?:-\d{2})?)"
-    r"(?:[ \t]+(?:von|by)[ \t]+(?P<authors>[^\n]+?))?[ \t]*(?:\r?\n|$)",
-    re.IGNORECASE,
-)
-_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\bund\b|\band\b|&)\s*", re.IGNORECASE)
-
 
 #: Index files get these permission bits when the seeds' cannot be read (owner only).
 PRIVATE_FILE_MODE = 0o600
@@ -58,23 +49,6 @@ class SeedScan:
     def skipped_hashes(self) -> dict[str, str]:
         """sha256 of each skipped seed whose bytes could be read."""
         return {s.source: self.hashes[s.source] for s in self.skipped if s.source in self.hashes}
-
-
-def parse_metadata(text: str) -> tuple[int, str | None, tuple[str, ...]]:
-    """Return ``(body_start, date, authors)`` for a text that may open with a metadata line.
-
-    >>> parse_metadata(" date 2022-03 Von A B und C D\\n\\nText")
-    (31, '2022-03', ('A B', 'C D'))
-    """
-    match = _METADATA.match(text)
-    if not match:
-        return 0, None, ()
-    authors_raw = match.group("authors") or ""
-    authors = tuple(a for a in _AUTHOR_SPLIT.split(authors_raw.strip()) if a)
-    body_start = match.end()
-    while body_start < len(text) and text[body_start] in "\r\n":
-        body_start += 1
-    return body_start, match.group("date"), authors
 
 
 def sha256_bytes(data: bytes) -> str:

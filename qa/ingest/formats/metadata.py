@@ -10,6 +10,13 @@ from datetime import date, datetime
 _ISO = re.compile(r"^\s*(?:D:)?(\d{4})(?:-?(\d{2})(?:-?(\d{2}))?)?")
 _GERMAN = re.compile(r"^\s*(\d{1,2})\.\s*(\d{1,2})\.\s*(\d{4})\b")
 _AUTHOR_SPLIT = re.compile(r"\s*(?:[,;/]|\bund\b|\band\b|&)\s*", re.IGNORECASE)
+# ` date 2022-03 Von William Boston und Tim Higgins` — a date, then optionally the authors.
+_METADATA_LINE = re.compile(
+    r"^[ \t]*date[ \t]+(?P<date>\d{4}-\d{2}(?:-\d{2})?)"
+    r"(?:[ \t]+(?:von|by)[ \t]+(?P<authors>[^\n]+?))?[ \t]*(?:\r?\n|$)",
+    re.IGNORECASE,
+)
+_LINE_AUTHOR_SPLIT = re.compile(r"\s*(?:,|\bund\b|\band\b|&)\s*", re.IGNORECASE)
 #: An XMP packet longer than this is not read (real ones are a few KiB).
 _XMP_MAX = 256 * 1024
 
@@ -98,3 +105,20 @@ def read_xmp(data: bytes) -> tuple[str | None, tuple[str, ...], str | None]:
         tuple(name for creator in creators for name in split_authors(creator)),
         normalise_date(dates[0]) if dates else None,
     )
+
+
+def parse_metadata(text: str) -> tuple[int, str | None, tuple[str, ...]]:
+    """Return ``(body_start, date, authors)`` for a text that may open with a metadata line.
+
+    >>> parse_metadata(" date 2022-03 Von A B und C D\\n\\nText")
+    (31, '2022-03', ('A B', 'C D'))
+    """
+    match = _METADATA_LINE.match(text)
+    if not match:
+        return 0, None, ()
+    authors_raw = match.group("authors") or ""
+    authors = tuple(a for a in _LINE_AUTHOR_SPLIT.split(authors_raw.strip()) if a)
+    body_start = match.end()
+    while body_start < len(text) and text[body_start] in "\r\n":
+        body_start += 1
+    return body_start, match.group("date"), authors

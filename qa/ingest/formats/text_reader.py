@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 
 from ...errors import SeedError
-from ..seeds import parse_metadata
 from .extraction import Extraction, Kind, LocationMap
 from .limits import MAX_FRONT_MATTER_BYTES, MAX_TEXT_CHARS
-from .metadata import clean_title, normalise_date, split_authors
+from .metadata import clean_title, normalise_date, parse_metadata, split_authors
 
 logger = logging.getLogger(__name__)
 
