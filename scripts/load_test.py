@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from app_server import free_port, wait_for_http  # noqa: E402
 
+#: /answer's third argument: the reader model (the app's default answer path), or "none"
+#: (``--reader none``: the sentence scorer alone).
+READER = "onnx"
 QUESTIONS = [
     "When did Porsche meet Apple?",
     "Wann haben sich Porsche und Apple getroffen?",
@@ -161,7 +164,9 @@ async def phase_concurrent(target: Target, clients: int, questions: int) -> dict
         async with client(f"127.0.0.{10 + i}") as http:
             for n in range(questions):
                 question = QUESTIONS[(i + n) % len(QUESTIONS)]
-                results.append(await call(http, target, "answer", [question, 5], session=session))
+                results.append(
+                    await call(http, target, "answer", [question, 5, READER], session=session)
+                )
         return results
 
     started = time.perf_counter()
@@ -211,7 +216,7 @@ async def phase_flood(target: Target, requests: int) -> dict[str, Any]:
         body = json.dumps(
             {
                 "fn_index": target.fns["answer"],
-                "data": [QUESTIONS[n % 4], 5],
+                "data": [QUESTIONS[n % 4], 5, READER],
                 "session_hash": uuid.uuid4().hex[:12],
             }
         ).encode("utf-8")
@@ -228,7 +233,7 @@ async def phase_flood(target: Target, requests: int) -> dict[str, Any]:
         await asyncio.sleep(0.2)  # the flood is under way
         async with client("127.0.1.2") as http:
             outcome = await call(
-                http, target, "answer", [QUESTIONS[0], 5], session=uuid.uuid4().hex[:12]
+                http, target, "answer", [QUESTIONS[0], 5, READER], session=uuid.uuid4().hex[:12]
             )
         real.update(ok=outcome.ok, status=outcome.status, seconds=round(outcome.seconds, 3))
 
@@ -238,7 +243,7 @@ async def phase_flood(target: Target, requests: int) -> dict[str, Any]:
         alone = []
         for _ in range(2):
             outcome = await call(
-                http, target, "answer", [QUESTIONS[0], 5], session=uuid.uuid4().hex[:12]
+                http, target, "answer", [QUESTIONS[0], 5, READER], session=uuid.uuid4().hex[:12]
             )
             alone.append(round(outcome.seconds, 3) if outcome.ok else outcome.status)
     started = time.perf_counter()
@@ -273,7 +278,11 @@ async def phase_memory(target: Target, first: int, total: int, clients: int) -> 
                 n = counter
                 counter += 1
                 api = ("answer", "search", "document")[n % 3]
-                data = [DOCUMENTS[n % 3]] if api == "document" else [QUESTIONS[n % 8], 5]
+                data: list[Any] = [QUESTIONS[n % 8], 5]
+                if api == "document":
+                    data = [DOCUMENTS[n % 3]]
+                elif api == "answer":
+                    data = [QUESTIONS[n % 8], 5, READER]
                 session = uuid.uuid4().hex[:12]  # a fresh session each time: the worst case
                 outcome = await call(http, target, api, data, session=session)
                 statuses[outcome.status] += 1
@@ -419,8 +428,11 @@ def main() -> int:
     parser.add_argument("--memory-clients", type=int, default=8)
     parser.add_argument("--body-mb", type=int, default=50)
     parser.add_argument("--app-args", default="--rate-limit 600", help="extra app.py options")
+    parser.add_argument("--reader", choices=("onnx", "none"), default="onnx")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    global READER
+    READER = args.reader
     for name in ("clients", "questions", "flood", "memory_total"):
         if not 0 < getattr(args, name) <= 20_000:
             raise SystemExit(f"--{name.replace('_', '-')} must be between 1 and 20000")

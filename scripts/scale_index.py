@@ -300,6 +300,9 @@ def assemble(
                 language=rows.language,
                 chunks=len(rows.chunks),
                 sentences=len(rows.sentences),
+                kind="text",
+                title=None,
+                pages=0,
             )
         )
         if d % 2000 == 0:
