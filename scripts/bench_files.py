@@ -2,11 +2,12 @@
 
     PYTHONPATH=. python scripts/bench_files.py [--files 5000] [--repeat 1]
 
-Lines: the XQuAD questions (English and German, 2,380 distinct lines) and then pool sentences
-(German XQuAD and English Python-reference sentences), so that every line is different (equal
-files would share one embedding). ``files``: one line per file; ``one file``: the same lines,
-one per line, in one file. Each build runs in a fresh process (the model loads in both), the
-two alternate; the target is files ≤ 1.2 × one file. Results: ``$QA_SCALE_DIR/results``.
+Lines: the XQuAD questions (English and German, 2,380 distinct lines), then pool sentences
+(German XQuAD and English Python-reference sentences), then pairs of neighbouring pool
+sentences, so that every line is different (equal files would share one embedding).
+``files``: one line per file; ``one file``: the same lines, one per line, in one file. Each
+build runs in a fresh process (the model loads in both), the two alternate; the target is
+files ≤ 1.2 × one file. Results: ``$QA_SCALE_DIR/results``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def lines(n: int) -> list[str]:
     questions = sd.questions()
     pool = sd.sentence_pool()
     candidates = [q["question_en"] for q in questions] + [q["question_de"] for q in questions]
-    for text in candidates + pool.texts:
+    # Then pairs of neighbouring pool sentences, once the single lines run out (4,911 here).
+    pairs = [f"{a} {b}" for a, b in zip(pool.texts, pool.texts[1:], strict=False)]
+    for text in candidates + pool.texts + pairs:
         text = " ".join(text.split())
         if text and text not in seen:
             seen.add(text)
