@@ -97,14 +97,6 @@ class _LatentWriter:
         self.terms.append(rows.indices[indptr[0] : indptr[-1]])
         self.weights.append(rows.values[indptr[0] : indptr[-1]])
 
-    def close(self) -> None:
-        for array in (self.indptr, self.terms, self.weights):
-            array.close()
-
-    def abort(self) -> None:
-        for array in (self.indptr, self.terms, self.weights):
-            array.abort()
-
 
 class VersionWriter:
     """Appends documents to the files of a new version folder; :meth:`close` finishes them."""
@@ -202,33 +194,28 @@ class VersionWriter:
         self._sentence_latent.append(sentence_rows)
         self._chunk_latent.append(chunk_rows)
 
-    def abort(self) -> None:
-        """Close every file unfinished, after a failed write (the caller deletes the folder)."""
-        self._texts.close()
-        self._labels.close()
-        for array in (
+    def _arrays(self) -> tuple[AppendArray, ...]:
+        latent = (self._chunk_latent, self._sentence_latent)
+        return (
             self._documents,
             self._chunks,
             self._sentences,
             self._chunk_vectors,
             self._sentence_vectors,
-        ):
+            *(part for rows in latent for part in (rows.indptr, rows.terms, rows.weights)),
+        )
+
+    def abort(self) -> None:
+        """Close every file unfinished, after a failed write (the caller deletes the folder)."""
+        self._texts.close()
+        self._labels.close()
+        for array in self._arrays():
             array.abort()
-        self._chunk_latent.abort()
-        self._sentence_latent.abort()
 
     def close(self) -> None:
         """Finish every array file and write the BM25 matrix."""
         self._texts.close()
         self._labels.close()
-        for array in (
-            self._documents,
-            self._chunks,
-            self._sentences,
-            self._chunk_vectors,
-            self._sentence_vectors,
-        ):
+        for array in self._arrays():
             array.close()
-        self._chunk_latent.close()
-        self._sentence_latent.close()
         self._bm25.write(self.path)
