@@ -167,6 +167,36 @@ def test_an_unreadable_folder_keeps_its_documents_and_is_named(
     assert (info.seeds_removed, info.seeds_unreadable, info.stale) == ((), ("sub/",), False)
     retriever = qa.load_index(index, embedder=STUB)  # type: ignore[arg-type]
     assert "sub/beta.txt" in retriever.documents
+    # The kept document keeps its stored text and its rows' locations too.
+    beta = next(d for d in manifest.documents if d.source == "sub/beta.txt")
+    assert f"extractions/{beta.content_key}.npz" in manifest.files
+    stored = persist.read_current(index)
+    assert {
+        (s.text, s.location) for s in stored.iter_sentences() if s.source == "sub/beta.txt"
+    } == {
+        ("Die Beta-Mühle mahlt seit 1902 Korn.", "line 1"),
+        ("Sie steht am Fluss.", "line 1"),
+    }
+
+
+def test_an_unreadable_folder_whose_stored_text_is_damaged_stops_the_build(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    live = persist.current_version(index)
+    beta = next(d for d in persist.read_manifest(live).documents if d.source == "sub/beta.txt")
+    (live / f"extractions/{beta.content_key}.npz").write_bytes(b"damaged")
+    _deny_listing(monkeypatch, corpus / "sub")
+    (corpus / "gamma.txt").write_text("Gamma is new.\n", encoding="utf-8")
+    with pytest.raises(qa.SeedError) as caught:
+        build(corpus, index)
+    assert str(caught.value) == (
+        f"Cannot update {index}/: sub/ cannot be read, and the text the index keeps of "
+        "sub/beta.txt is damaged, so it would be lost. Fix the permissions and build again; "
+        "the live index is unchanged."
+    )
+    assert persist.current_version(index) == live
 
 
 def test_the_cli_warns_about_unreadable_seeds(

@@ -172,14 +172,18 @@ def _carried(scan: SeedScan, prev: Previous, index_path: Path) -> tuple[Document
         for record in prev.manifest.documents
         if record.source not in read and is_under(record.source, scan.unreadable)
     )
-    damaged = any(r.content_key not in prev.extracted for r in kept)
-    if kept and (prev.reason is not None or damaged):
-        names = ", ".join(u.source for u in scan.unreadable)
-        why = prev.reason or "its stored text of them is damaged"
+    names = ", ".join(u.source for u in scan.unreadable)
+    fix = "Fix the permissions and build again; the live index is unchanged."
+    if kept and prev.reason is not None:
         raise SeedError(
-            f"Cannot rebuild {index_path}/ ({why}): every document must be read again, "
-            f"but {names} cannot be read, and {len(kept)} indexed document(s) would be lost. "
-            "Fix the permissions and build again; the live index is unchanged."
+            f"Cannot rebuild {index_path}/ ({prev.reason}): every document must be read again, "
+            f"but {names} cannot be read, and {len(kept)} indexed document(s) would be lost. {fix}"
+        )
+    damaged = [r.source for r in kept if r.content_key not in prev.extracted]
+    if damaged:
+        raise SeedError(
+            f"Cannot update {index_path}/: {names} cannot be read, and the text the index keeps "
+            f"of {', '.join(damaged)} is damaged, so it would be lost. {fix}"
         )
     for u in scan.unreadable:
         logger.warning("%s", u.reason)
