@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
 import shutil
 import statistics
 import subprocess
@@ -168,16 +167,19 @@ def probe(n: int) -> dict[str, Any]:
         searcher._embed_latent.cache_clear()
 
     retriever.retrieve("Wer hat die Brücke gebaut?")  # first query: warm code paths
-    timings: dict[str, list[float]] = {"raw_model": [], "retrieve": [], "answer": []}
-    for q in for_retrieve:
-        t = time.perf_counter()
-        embedder.embed_queries([q])
-        head.embed_latent([q])
-        timings["raw_model"].append((time.perf_counter() - t) * 1000)
-        clear()
-        t = time.perf_counter()
-        retriever.retrieve(q, 5)
-        timings["retrieve"].append((time.perf_counter() - t) * 1000)
+    timings: dict[str, list[float]] = {"raw_model": [], "retrieve_first": [], "retrieve": []}
+    # Twice over the same questions: the first pass reads the index files from disk where
+    # the page cache does not hold them yet ("retrieve_first"); the second is steady state.
+    for key in ("retrieve_first", "retrieve"):
+        for q in for_retrieve:
+            t = time.perf_counter()
+            embedder.embed_queries([q])
+            head.embed_latent([q])
+            timings["raw_model"].append((time.perf_counter() - t) * 1000)
+            clear()
+            t = time.perf_counter()
+            retriever.retrieve(q, 5)
+            timings[key].append((time.perf_counter() - t) * 1000)
     out["after_retrieve_MB"] = memory()
     readers = ["default"]
     if "reader" in inspect.signature(retriever.answer).parameters:
@@ -213,10 +215,9 @@ def probe_in_subprocess(n: int) -> dict[str, Any]:
         "import json, sys; sys.path.insert(0, 'scripts'); import scale_e2e; "
         f"print('RESULT' + json.dumps(scale_e2e.probe({n})))"
     )
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
+    # The app's environment: OpenMP's default wait policy (PASSIVE, once set here, made each
+    # model pass ~10 ms slower: the threads sleep between the model's many small loops).
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
     result: dict[str, Any] = json.loads(line[len("RESULT") :])
     return result

@@ -17,7 +17,9 @@ import pytest
 
 import qa
 from qa.config import INDEX_FORMAT_VERSION
+from qa.errors import IndexCorruptError
 from qa.index import persist
+from qa.index.arrays import AppendArray, RowReader, open_array
 
 WORDS = [f"w{i:03d}" for i in range(400)]
 IVF = qa.IndexSettings(exact_max_chunks=100, nlist=8, target_recall=0.95, recall_queries=60)
@@ -166,3 +168,24 @@ def test_an_index_of_the_previous_format_is_rebuilt(corpus: Path, tmp_path: Path
     assert stats.full_rebuild_reason == f"previous index unreadable: {message}"
     assert (stats.chunks_embedded, stats.chunks_reused) == (400, 0)
     assert len(qa.load_index(index, embedder=WordHashEmbedder())) == 400
+
+
+def test_row_reader_reads_runs_and_single_rows_like_the_map(tmp_path: Path) -> None:
+    path = tmp_path / "rows.npy"
+    values = np.arange(40 * 3, dtype=np.float16).reshape(40, 3)
+    with AppendArray(path, np.float16, (3,)) as out:
+        out.append(values[:25])
+        out.append(values[25:])
+    mapped = open_array(path, dtype=np.float16, row_shape=(3,), rows=40)
+    reader = RowReader(path, mapped)
+    rows = [7, 8, 9, 2, 39, 0, 1, 1]
+    assert np.array_equal(reader.take(rows), values[rows])
+    assert reader.take([]).shape == (0, 3)
+    assert np.array_equal(reader.range(10, 13), values[10:13])
+    assert reader.range(5, 5).shape == (0, 3)
+    with pytest.raises(IndexError, match=r"rows 38\.\.41 outside 0\.\.40"):
+        reader.range(38, 41)
+    with open(path, "r+b") as handle:  # the file shrinks after loading
+        handle.truncate(path.stat().st_size - 6 * 3 * 2)
+    with pytest.raises(IndexCorruptError, match=r"rows\.npy ends before row 40"):
+        reader.range(30, 40)

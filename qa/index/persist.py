@@ -76,7 +76,7 @@ from ..embed.latent import LatentVectors
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.seeds import file_sha256
 from ..types import Chunk, Sentence
-from .arrays import open_array
+from .arrays import RowReader, open_array
 from .lexical import FILES as BM25_FILES
 from .lexical import Bm25Index
 from .manifest import FileRecord, Manifest
@@ -189,6 +189,9 @@ class StoredIndex:
     sentence_latent: LatentVectors
     chunk_index: ChunkIndex
     bm25: Bm25Index
+    #: The two vector arrays again, read row by row with ``pread`` (queries use these).
+    chunk_vector_rows: RowReader
+    sentence_vector_rows: RowReader
 
     @property
     def version(self) -> str:
@@ -620,6 +623,8 @@ def read_version(version: Path, *, verify: Verify = "quick") -> StoredIndex:
         sentence_latent=_latent(version, SENTENCE_LATENT, counts.sentences, latent_dimension),
         chunk_index=chunk_index,
         bm25=Bm25Index.open(version, counts.chunks),
+        chunk_vector_rows=RowReader(version / CHUNK_VECTORS, chunk_vectors),
+        sentence_vector_rows=RowReader(version / SENTENCE_VECTORS, sentence_vectors),
     )
 
 

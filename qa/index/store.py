@@ -165,11 +165,16 @@ class ChunkIndex:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         k = max(1, min(k, len(self))) if len(self) else 1
-        params = None
-        if self._ivf is not None:
-            params = faiss.SearchParametersIVF()
-            params.nprobe = max(1, min(nprobe or 1, self.nlist))
-        with _omp_threads(1 if len(queries) == 1 else max(1, faiss.omp_get_max_threads())):
+        if self._ivf is None:
+            with _omp_threads(1 if len(queries) == 1 else max(1, faiss.omp_get_max_threads())):
+                return self._index.search(queries, k)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = max(1, min(nprobe or 1, self.nlist))
+        # A single question scans its nprobe lists on all threads (parallel_mode 1: split
+        # the lists): 16.7 → 12.5 ms p50 at 1M passages, nprobe 704, 2 cores. Batches split
+        # the questions (mode 0). The lock in _omp_threads also serialises this setting.
+        with _omp_threads(max(1, faiss.omp_get_max_threads())):
+            self._ivf.parallel_mode = 1 if len(queries) == 1 else 0
             scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 

@@ -177,12 +177,12 @@ class Searcher:
             if latent is not None and self._latent_head is not None
             else np.zeros(len(rows), np.float32)
         )
+        chunk_cos = stored.chunk_vector_rows.take(rows) @ q
         out = {}
-        for i, lat in zip(rows, latent_cos.tolist(), strict=True):
-            chunk = float(stored.chunk_vectors[i] @ q)
+        for i, chunk, lat in zip(rows, chunk_cos.tolist(), latent_cos.tolist(), strict=True):
             first, end = (int(v) for v in stored.chunks[i, 5:7])
             if end > first:
-                vectors = stored.sentence_vectors[first:end].astype(np.float32)
+                vectors = stored.sentence_vector_rows.range(first, end).astype(np.float32)
                 best = float((vectors @ q).max())
             else:
                 best = chunk
@@ -276,7 +276,7 @@ class Searcher:
         # Each sentence once, in order of first appearance: overlapping passages share rows.
         rows = list(dict.fromkeys(row for group in per_passage for row in group))
         if rows:
-            vectors = stored.sentence_vectors[rows].astype(np.float32)
+            vectors = stored.sentence_vector_rows.take(rows).astype(np.float32)
             similarities = vectors @ ranking.query_vector[0]
         else:
             similarities = np.zeros(0, np.float32)
