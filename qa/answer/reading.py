@@ -217,6 +217,14 @@ class ReadingAnswerer:
         return dataclasses.replace(self.answer_settings, passages=self.settings.passages)
 
     def __call__(self, question: str, evidence: Evidence) -> Answer:
+        settings = self.settings
+        retrieval = confidence_of(evidence.ranked)
+        lift = abs(settings.margin_weight) * settings.margin_clip
+        if retrieval + lift < no_answer_threshold(evidence, settings):
+            # Not even the surest reading could lift the confidence over the threshold, so the
+            # answer is "not found" whatever the reader says: it is not run (its confidence
+            # is then the retrieval's alone).
+            return not_found(question, evidence, retrieval)
         return self.decide(question, evidence, *self.read(question, evidence))
 
     def decide(

