@@ -185,6 +185,25 @@ def test_records_reproduce_their_text_from_the_seeds(built_index: Path) -> None:
     assert (sentence_vectors.shape, sentence_vectors.dtype) == ((29, 384), np.float16)
 
 
+def test_query_reads_of_vector_and_latent_rows_equal_the_mapped_arrays(built_index: Path) -> None:
+    stored = persist.read_current(built_index)
+    rows = [3, 0, 2]  # any order
+    np.testing.assert_array_equal(stored.chunk_vector_rows.take(rows), stored.chunk_vectors[rows])
+    bounds = [(int(stored.chunks[i, 5]), int(stored.chunks[i, 6])) for i in rows]
+    np.testing.assert_array_equal(
+        stored.sentence_vector_rows.ranges(bounds),
+        np.concatenate([stored.sentence_vectors[a:b] for a, b in bounds]),
+    )
+    query = np.zeros(stored.chunk_latent.dimension, np.float32)
+    terms, _ = stored.sentence_latent.row(5)
+    query[terms[:20]] = 1.0
+    expected = stored.chunk_latent.rows_cosine(rows, query)
+    assert expected.max() > 0.05
+    np.testing.assert_allclose(stored.chunk_latent_cosines(rows, query), expected, rtol=1e-6)
+    assert stored.chunk_latent_cosines([], query).shape == (0,)
+    assert stored.chunk_latent_cosines(rows, np.zeros_like(query)).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_loading_maps_the_files_instead_of_reading_them(built_index: Path) -> None:
     stored = persist.read_current(built_index)
     maps = Path("/proc/self/maps").read_text(encoding="utf-8")

@@ -197,6 +197,12 @@ class RowReader:
             raise IndexError(f"rows {first}..{end} outside 0..{len(self._array)}")
         return self._read(first, end)
 
+    def ranges(self, bounds: Sequence[tuple[int, int]]) -> npt.NDArray[Any]:
+        """Rows ``first`` to ``end`` of each pair, one after another (one read per pair)."""
+        if not bounds:
+            return np.empty((0, *self._array.shape[1:]), self._array.dtype)
+        return np.concatenate([self.range(first, end) for first, end in bounds])
+
     def take(self, rows: Sequence[int]) -> npt.NDArray[Any]:
         """The given rows in the given order; each run of consecutive rows is one read."""
         out = np.empty((len(rows), *self._array.shape[1:]), self._array.dtype)

@@ -62,7 +62,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -189,9 +189,12 @@ class StoredIndex:
     sentence_latent: LatentVectors
     chunk_index: ChunkIndex
     bm25: Bm25Index
-    #: The two vector arrays again, read row by row with ``pread`` (queries use these).
+    #: The two vector arrays and the chunks' latent-term rows again, read with ``pread``
+    #: (queries use these: see :class:`qa.index.arrays.RowReader`).
     chunk_vector_rows: RowReader
     sentence_vector_rows: RowReader
+    chunk_latent_terms: RowReader
+    chunk_latent_weights: RowReader
 
     @property
     def version(self) -> str:
@@ -236,6 +239,25 @@ class StoredIndex:
         text = self._text(doc, b0, b1)
         where = self.label(l0, l1) or None
         return Sentence(self.sources[doc], start, end, text, page=page or None, location=where)
+
+    def chunk_latent_cosines(
+        self, rows: Sequence[int], query: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """Latent-term cosine of the chunks ``rows`` with a dense query (0 for empty rows or
+        query), as :meth:`LatentVectors.rows_cosine` computes it; the rows are read with pread."""
+        q_norm = float(np.linalg.norm(query))
+        if not len(rows) or q_norm == 0:
+            return np.zeros(len(rows), np.float32)
+        indptr = self.chunk_latent.indptr
+        bounds = [(int(indptr[i]), int(indptr[i + 1])) for i in rows]
+        terms = self.chunk_latent_terms.ranges(bounds)
+        weights = self.chunk_latent_weights.ranges(bounds).astype(np.float64)
+        row_of = np.repeat(np.arange(len(rows)), [b - a for a, b in bounds])
+        norms = np.sqrt(np.bincount(row_of, weights=weights * weights, minlength=len(rows)))
+        dots = np.bincount(row_of, weights=weights * query[terms], minlength=len(rows))
+        out = np.zeros(len(rows), np.float64)
+        np.divide(dots, norms * q_norm, out=out, where=norms > 0)
+        return out.astype(np.float32)
 
     def chunk_source(self, i: int) -> str:
         return self.sources[int(self.chunks[i, 0])]
@@ -597,6 +619,8 @@ def read_version(version: Path, *, verify: Verify = "quick") -> StoredIndex:
         rows=counts.sentences,
         random=True,
     )
+    chunk_latent = _latent(version, CHUNK_LATENT, counts.chunks, latent_dimension)
+    _, chunk_terms, chunk_weights = latent_files(CHUNK_LATENT)
     chunk_index = ChunkIndex.load(version / CHUNK_INDEX)
     if len(chunk_index) != counts.chunks or chunk_index.dimension != dimension:
         raise IndexCorruptError(
@@ -619,12 +643,14 @@ def read_version(version: Path, *, verify: Verify = "quick") -> StoredIndex:
         sentences=sentences,
         chunk_vectors=chunk_vectors,
         sentence_vectors=sentence_vectors,
-        chunk_latent=_latent(version, CHUNK_LATENT, counts.chunks, latent_dimension),
+        chunk_latent=chunk_latent,
         sentence_latent=_latent(version, SENTENCE_LATENT, counts.sentences, latent_dimension),
         chunk_index=chunk_index,
         bm25=Bm25Index.open(version, counts.chunks),
         chunk_vector_rows=RowReader(version / CHUNK_VECTORS, chunk_vectors),
         sentence_vector_rows=RowReader(version / SENTENCE_VECTORS, sentence_vectors),
+        chunk_latent_terms=RowReader(version / chunk_terms, chunk_latent.indices),
+        chunk_latent_weights=RowReader(version / chunk_weights, chunk_latent.values),
     )
 
 

@@ -173,19 +173,21 @@ class Searcher:
         stored = self._stored
         q = query[0]
         latent_cos = (
-            stored.chunk_latent.rows_cosine(rows, latent)
+            stored.chunk_latent_cosines(rows, latent)
             if latent is not None and self._latent_head is not None
             else np.zeros(len(rows), np.float32)
         )
-        chunk_cos = stored.chunk_vector_rows.take(rows) @ q
+        chunk_cos = (stored.chunk_vector_rows.take(rows) @ q).tolist()
+        # Every candidate's sentences in one array: one product, then each chunk's maximum.
+        bounds = [(a, b) for a, b in stored.chunks[list(rows), 5:7].tolist()]
+        sentence_cos = stored.sentence_vector_rows.ranges(bounds).astype(np.float32) @ q
         out = {}
-        for i, chunk, lat in zip(rows, chunk_cos.tolist(), latent_cos.tolist(), strict=True):
-            first, end = (int(v) for v in stored.chunks[i, 5:7])
-            if end > first:
-                vectors = stored.sentence_vector_rows.range(first, end).astype(np.float32)
-                best = float((vectors @ q).max())
-            else:
-                best = chunk
+        at = 0
+        for i, chunk, lat, (first, end) in zip(
+            rows, chunk_cos, latent_cos.tolist(), bounds, strict=True
+        ):
+            best = float(sentence_cos[at : at + end - first].max()) if end > first else chunk
+            at += end - first
             out[i] = (chunk, best, lat)
         return out
 
