@@ -114,19 +114,13 @@ class LatentVectors:
 
     def rows_cosine(self, rows: Sequence[int], query: FloatArray) -> FloatArray:
         """Cosine similarity of the given rows with the query (0 for empty rows or query)."""
-        out = np.zeros(len(rows), np.float32)
-        q_norm = float(np.linalg.norm(query))
-        if q_norm == 0:
-            return out
-        for j, i in enumerate(rows):
-            a, b = int(self.indptr[i]), int(self.indptr[i + 1])
-            if b > a:
-                values = self.values[a:b].astype(np.float32)
-                norm = float(np.sqrt(np.dot(values.astype(np.float64), values)))
-                if norm > 0:
-                    dot = float(np.dot(values.astype(np.float64), query[self.indices[a:b]]))
-                    out[j] = dot / (norm * q_norm)
-        return out
+        bounds = [(int(self.indptr[i]), int(self.indptr[i + 1])) for i in rows]
+        return segment_cosines(
+            np.concatenate([self.indices[a:b] for a, b in bounds] or [np.zeros(0, np.int32)]),
+            np.concatenate([self.values[a:b] for a, b in bounds] or [np.zeros(0, np.float32)]),
+            [b - a for a, b in bounds],
+            query,
+        )
 
     def take(self, rows: Sequence[int]) -> LatentVectors:
         return self.from_rows([self.row(i) for i in rows], self.dimension)
@@ -184,3 +178,23 @@ def dense_query(indices: npt.ArrayLike, values: npt.ArrayLike, dimension: int) -
     out[np.asarray(indices, np.int64)] = np.asarray(values, np.float32)
     out.setflags(write=False)
     return out
+
+
+def segment_cosines(
+    indices: npt.NDArray[np.integer[Any]],
+    values: npt.NDArray[np.floating[Any]],
+    lengths: Sequence[int],
+    query: FloatArray,
+) -> FloatArray:
+    """Cosine with a dense query of each of ``len(lengths)`` sparse rows laid end to end in
+    ``indices``/``values`` (row j has ``lengths[j]`` entries); 0 for empty rows or query."""
+    q_norm = float(np.linalg.norm(query))
+    if not len(lengths) or q_norm == 0:
+        return np.zeros(len(lengths), np.float32)
+    weights = np.asarray(values, np.float64)
+    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    norms = np.sqrt(np.bincount(row_of, weights=weights * weights, minlength=len(lengths)))
+    dots = np.bincount(row_of, weights=weights * query[indices], minlength=len(lengths))
+    out = np.zeros(len(lengths), np.float64)
+    np.divide(dots, norms * q_norm, out=out, where=norms > 0)
+    return out.astype(np.float32)

@@ -72,7 +72,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import INDEX_FORMAT_VERSION
-from ..embed.latent import LatentVectors
+from ..embed.latent import LatentVectors, segment_cosines
 from ..errors import IndexCorruptError, IndexNotFoundError
 from ..ingest.seeds import file_sha256
 from ..types import Chunk, Sentence
@@ -244,20 +244,15 @@ class StoredIndex:
         self, rows: Sequence[int], query: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.float32]:
         """Latent-term cosine of the chunks ``rows`` with a dense query (0 for empty rows or
-        query), as :meth:`LatentVectors.rows_cosine` computes it; the rows are read with pread."""
-        q_norm = float(np.linalg.norm(query))
-        if not len(rows) or q_norm == 0:
-            return np.zeros(len(rows), np.float32)
+        query), as :meth:`LatentVectors.rows_cosine` gives it, with the rows read by pread."""
         indptr = self.chunk_latent.indptr
         bounds = [(int(indptr[i]), int(indptr[i + 1])) for i in rows]
-        terms = self.chunk_latent_terms.ranges(bounds)
-        weights = self.chunk_latent_weights.ranges(bounds).astype(np.float64)
-        row_of = np.repeat(np.arange(len(rows)), [b - a for a, b in bounds])
-        norms = np.sqrt(np.bincount(row_of, weights=weights * weights, minlength=len(rows)))
-        dots = np.bincount(row_of, weights=weights * query[terms], minlength=len(rows))
-        out = np.zeros(len(rows), np.float64)
-        np.divide(dots, norms * q_norm, out=out, where=norms > 0)
-        return out.astype(np.float32)
+        return segment_cosines(
+            self.chunk_latent_terms.ranges(bounds),
+            self.chunk_latent_weights.ranges(bounds),
+            [b - a for a, b in bounds],
+            query,
+        )
 
     def chunk_source(self, i: int) -> str:
         return self.sources[int(self.chunks[i, 0])]
