@@ -182,26 +182,43 @@ class ReaderSettings:
     passages: int = 3
     sentences: int = 4
     neighbours: int = 1
-    #: Candidate spans kept per context.
-    spans: int = 3
+    #: Candidate spans kept per context (20: most sentences read get one to be judged by).
+    spans: int = 20
     #: Longest answer, in tokens.
     max_answer_tokens: int = 30
-    #: A span's score is its reader score (start + end logit) plus this weight times the
-    #: sentence scorer's score of the sentence it stands in.
-    sentence_weight: float = 64.0
-    #: Added to a span's score when it holds the kind of fact asked for (date, number, place).
+    #: Within a sentence, the answer is the span with the best reader score (start + end
+    #: logit) plus this bonus when it holds the kind of fact asked for (date, number, place).
     kind_weight: float = 1.0
-    #: Cite a second sentence when its best span scores this close to the best span.
+    #: The answer's sentence is the one with the highest choice score among the sentences read:
+    #: a linear model over seven features, fitted as a conditional logit on the XQuAD dev split
+    #: (`scripts/tune_reader.py`, docs/EVALUATION.md). The weights of: the sentence scorer's
+    #: score minus the best one's; …
+    choice_scorer: float = 1.698
+    #: … the best span inside the sentence minus the best span read anywhere; …
+    choice_span: float = 0.128
+    #: … that span minus its context's no-answer score; …
+    choice_lead: float = 0.148
+    #: … whether the reader proposed a span inside the sentence at all; …
+    choice_has_span: float = 1.552
+    #: … log(1 + the sentence's rank by the scorer, from 0); …
+    choice_rank: float = -0.619
+    #: … whether it is the scorer's first; …
+    choice_top: float = 0.653
+    #: … and its passage's rank from 0.
+    choice_passage_rank: float = -0.503
+    #: Cite a second sentence when its choice score is this close to the first's.
     second_margin: float = 0.5
-    #: Confidence = retrieval confidence + this weight times the reader's margin (its best
-    #: span's lead over the no-answer score in one context, clipped to ±``margin_clip``).
-    margin_weight: float = 0.002
-    margin_clip: float = 10.0
+    #: Confidence = retrieval confidence + ``margin_weight`` times the chosen span's lead over
+    #: its context's no-answer score (clipped to ±``margin_clip``) + ``certainty_weight`` times
+    #: the chosen sentence's share of the choice (softmax of the choice scores, 0 to 1).
+    margin_weight: float = 0.0015
+    margin_clip: float = 20.0
+    certainty_weight: float = 0.03
     #: Taken from the confidence when a "how many/much" question's answer holds no number.
     number_penalty: float = 0.05
     #: No answer below these confidences (calibrated on the dev split, see docs/EVALUATION.md).
-    threshold_cross_language: float = 0.798
-    threshold_same_language: float = 0.844
+    threshold_cross_language: float = 0.8191
+    threshold_same_language: float = 0.8654
 
     def __post_init__(self) -> None:
         _require(

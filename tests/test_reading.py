@@ -4,6 +4,7 @@ no-answer margins, and the reader/no-reader switch (real model where the behavio
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,9 @@ from qa.answer.reading import (
     Context,
     ReadingAnswerer,
     candidates_of,
+    confidence_from,
     contexts_of,
     direct_span,
-    reader_margin,
 )
 from qa.answer.sentences import rank_sentences
 from qa.config import AnswerSettings, ReaderSettings
@@ -80,65 +81,109 @@ def test_a_context_maps_reader_offsets_back_to_its_sentences() -> None:
     assert (sentence.row, sentence.sentence.text[start:end]) == (1, "Lutz Meschke.")
 
 
-def test_candidates_mix_reader_and_sentence_scores() -> None:
+def _reading_of_two_sentences(context: Context, meschke: float, november: float) -> Reading:
+    at_m = context.text.index("Lutz Meschke")
+    at_n = context.text.index("November")
+    return Reading(
+        0,
+        (
+            AnswerSpan(at_m, at_m + 12, "Lutz Meschke", meschke),
+            AnswerSpan(at_n, at_n + 8, "November", november),
+        ),
+        no_answer_score=1.0,
+    )
+
+
+def test_the_choice_score_mixes_reader_and_sentence_scorer() -> None:
     evidence = _evidence()
     ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
     context = Context.of(evidence.passages[0], evidence.passages[0].sentences)
-    meschke = context.text.index("Lutz Meschke")
-    november = context.text.index("November")
-    reading = Reading(
-        0,
-        (
-            AnswerSpan(november, november + 8, "November", 5.0),
-            AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 4.5),
-        ),
-        no_answer_score=1.0,
-    )
+    reading = _reading_of_two_sentences(context, meschke=4.5, november=5.0)
     question = evidence.question
-    by_reader = candidates_of(
-        question, [context], [reading], ranked, ReaderSettings(sentence_weight=0.0)
-    )
-    assert [c.text for c in by_reader] == ["November", "Lutz Meschke"]
-    assert all(c.kind_score == 1.0 for c in by_reader)  # "Wer …?" asks for no date or number
     scores = {item.row: item.score for item in ranked}
-    assert scores[2] > scores[1]  # the November sentence is the scorer's favourite …
-    settings = ReaderSettings(sentence_weight=100.0, kind_weight=1.0)
-    mixed = candidates_of(question, [context], [reading], ranked, settings)
-    assert mixed[0].text == "November"  # … so a heavy sentence weight keeps it first
-    assert mixed[0].score == pytest.approx(5.0 + 100.0 * scores[2] + 1.0)
+    positions = {item.row: i for i, item in enumerate(ranked)}
+    assert scores[2] > scores[1]  # the scorer prefers the November sentence to Meschke's
+
+    settings = ReaderSettings()
+    candidates = candidates_of(question, [context], [reading], ranked, settings)
+    # One candidate per sentence with a span; sentences without one are not candidates.
+    assert sorted(c.sentence.row for c in candidates) == [1, 2]
+    meschke = next(c for c in candidates if c.sentence.row == 1)
+    assert (meschke.text, meschke.reader_score, meschke.lead) == ("Lutz Meschke", 4.5, 3.5)
+    expected = (
+        settings.choice_scorer * (scores[1] - max(scores.values()))
+        + settings.choice_rank * math.log1p(positions[1])
+        + settings.choice_top * (positions[1] == 0)
+        + settings.choice_has_span
+        + settings.choice_span * (4.5 - 5.0)
+        + settings.choice_lead * (4.5 - 1.0)
+    )
+    assert meschke.score == pytest.approx(expected)
+    # The shares are a softmax over all five sentences read, not only the two candidates.
+    assert 0.0 < candidates[1].share < candidates[0].share < 1.0
+    assert candidates[0].share + candidates[1].share < 1.0
+
+    # Weighting only the reader: its favourite sentence comes first; only the scorer: its own.
+    reader_only = dataclasses.replace(
+        settings, choice_scorer=0.0, choice_rank=0.0, choice_top=0.0, choice_span=1.0
+    )
+    swapped = _reading_of_two_sentences(context, meschke=6.0, november=5.0)
+    assert candidates_of(question, [context], [swapped], ranked, reader_only)[0].text == (
+        "Lutz Meschke"
+    )
+    scorer_only = dataclasses.replace(settings, choice_span=0.0, choice_lead=0.0)
+    assert candidates_of(question, [context], [swapped], ranked, scorer_only)[0].text == (
+        "November"
+    )
 
 
-def test_a_span_holding_the_kind_asked_for_scores_higher() -> None:
+def test_within_a_sentence_a_span_holding_the_kind_asked_for_wins() -> None:
     evidence = _evidence("Wann fand das Treffen statt?")
     ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
     context = Context.of(evidence.passages[0], evidence.passages[0].sentences)
-    meschke = context.text.index("Lutz Meschke")
+    treffen = context.text.index("Das Treffen")
     november = context.text.index("November")
     reading = Reading(
         0,
         (
-            AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 5.5),
+            AnswerSpan(treffen, treffen + 11, "Das Treffen", 5.5),
             AnswerSpan(november, november + 8, "November", 5.0),
         ),
         no_answer_score=1.0,
     )
-    plain = ReaderSettings(sentence_weight=0.0, kind_weight=0.0)
-    assert candidates_of(evidence.question, [context], [reading], ranked, plain)[0].text == (
-        "Lutz Meschke"
-    )
+    plain = ReaderSettings(kind_weight=0.0)
+    (only,) = candidates_of(evidence.question, [context], [reading], ranked, plain)
+    assert (only.text, only.kind_score) == ("Das Treffen", 0.0)
     typed = dataclasses.replace(plain, kind_weight=1.0)
-    best, other = candidates_of(evidence.question, [context], [reading], ranked, typed)
-    assert (best.text, best.kind_score, best.score) == ("November", 1.0, 6.0)
-    assert (other.text, other.kind_score, other.score) == ("Lutz Meschke", 0.0, 5.5)
+    (best,) = candidates_of(evidence.question, [context], [reading], ranked, typed)
+    # The answer is the date; the sentence is judged by its best reader score all the same.
+    assert (best.text, best.kind_score, best.reader_score, best.lead) == (
+        "November",
+        1.0,
+        5.5,
+        4.5,
+    )
+    assert best.score == pytest.approx(only.score)
 
 
-def test_reader_margin_is_the_largest_lead_over_no_answer_in_one_context_clipped() -> None:
-    settings = ReaderSettings(margin_clip=10.0)
-    a = Reading(0, (AnswerSpan(0, 1, "x", 6.0),), no_answer_score=4.0)
-    b = Reading(1, (AnswerSpan(0, 1, "y", 3.0),), no_answer_score=0.0)
-    assert reader_margin([a, b], settings) == 3.0  # b's lead, not a's span over b's no-answer
-    assert reader_margin([Reading(0, (AnswerSpan(0, 1, "x", 30.0),), -5.0)], settings) == 10.0
-    assert reader_margin([Reading(0, (), 3.0)], settings) == -10.0
+def test_confidence_adds_the_clipped_lead_and_the_share_of_the_choice() -> None:
+    settings = ReaderSettings(margin_weight=0.002, margin_clip=10.0, certainty_weight=0.02)
+    evidence = _evidence()
+    passage = evidence.passages[0]
+
+    def candidate(lead: float, share: float) -> Candidate:
+        return Candidate(passage.sentences[1], passage, 9, 21, 5.0, 1.0, 1.0, lead, 0.0, share)
+
+    assert confidence_from(0.8, candidate(3.0, 0.5), settings) == pytest.approx(
+        0.8 + 0.002 * 3.0 + 0.02 * 0.5
+    )
+    assert confidence_from(0.8, candidate(30.0, 1.0), settings) == pytest.approx(
+        0.8 + 0.002 * 10.0 + 0.02
+    )
+    assert confidence_from(0.8, candidate(-30.0, 0.0), settings) == pytest.approx(
+        0.8 - 0.002 * 10.0
+    )
+    assert confidence_from(0.8, None, settings) == pytest.approx(0.8 - 0.002 * 10.0)
 
 
 def test_a_how_much_answer_without_a_number_loses_confidence() -> None:
@@ -148,7 +193,10 @@ def test_a_how_much_answer_without_a_number_loses_confidence() -> None:
     meschke = contexts[0].text.index("Lutz Meschke")
     readings = [Reading(0, (AnswerSpan(meschke, meschke + 12, "Lutz Meschke", 6.0),), 1.0)]
     open_settings = ReaderSettings(
-        margin_weight=0.0, threshold_cross_language=-1.0, threshold_same_language=-1.0
+        margin_weight=0.0,
+        certainty_weight=0.0,
+        threshold_cross_language=-1.0,
+        threshold_same_language=-1.0,
     )
 
     def confidence(penalty: float) -> float:
@@ -188,10 +236,15 @@ def test_the_reader_is_not_run_when_no_reading_could_reach_the_threshold(
     threshold: float, read: int, found: bool
 ) -> None:
     # Retrieval confidence 0.875 (passage 0.85, best sentence 0.90); the reader can add at
-    # most margin_weight x margin_clip = 0.002 x 10 = 0.02.
+    # most margin_weight x margin_clip + certainty_weight = 0.002 x 10 + 0 = 0.02.
     evidence = _evidence()
     reader = CountingReader()
-    settings = ReaderSettings(threshold_same_language=threshold)
+    settings = ReaderSettings(
+        margin_weight=0.002,
+        margin_clip=10.0,
+        certainty_weight=0.0,
+        threshold_same_language=threshold,
+    )
     answer = ReadingAnswerer(settings, reader=reader)(evidence.question, evidence)  # type: ignore[arg-type]
 
     assert (reader.calls, answer.found) == (read, found)
@@ -203,16 +256,30 @@ def test_the_reader_is_not_run_when_no_reading_could_reach_the_threshold(
         assert answer.passages  # the closest passages are still shown
 
 
+@pytest.mark.parametrize(("above", "read"), [(0.0299, 1), (0.0301, 0)])
+def test_the_share_of_the_choice_counts_towards_running_the_reader(above: float, read: int) -> None:
+    # Only the share can lift the confidence here: by at most certainty_weight = 0.03.
+    evidence = _evidence()
+    reader = CountingReader()
+    settings = ReaderSettings(
+        margin_weight=0.0, certainty_weight=0.03, threshold_same_language=0.875 + above
+    )
+    ReadingAnswerer(settings, reader=reader)(evidence.question, evidence)  # type: ignore[arg-type]
+
+    assert reader.calls == read
+
+
 def test_a_date_span_is_resolved_against_the_document_date() -> None:
     evidence = _evidence("Wann fand das Treffen statt?")
     passage = evidence.passages[0]
     sentence = passage.sentences[2]
     start = sentence.sentence.text.index("im November")
-    candidate = Candidate(sentence, passage, start, start + len("im November"), 5.0, 1.0, 1.0, 6.0)
+    end = start + len("im November")
+    candidate = Candidate(sentence, passage, start, end, 5.0, 1.0, 1.0, 4.0, 6.0)
     span = direct_span("date", candidate, evidence.question)
     assert (span.kind, span.text, span.value) == ("date", "November", "November 2021")
     assert sentence.sentence.text[span.start : span.end] == "November"
-    name = Candidate(sentence, passage, 0, 3, 5.0, 1.0, 1.0, 6.0)
+    name = Candidate(sentence, passage, 0, 3, 5.0, 1.0, 1.0, 4.0, 6.0)
     assert direct_span(None, name, "Wer?").kind == "answer"
 
 

@@ -2,14 +2,17 @@
 
 The sentence scorer (:mod:`qa.answer.sentences`) ranks the sentences of the top passages; the
 best few, each with its neighbours, are read by the extractive reader together with the
-question (one batched model call). Every candidate span is scored by the reader and by the
-sentence it stands in; the best becomes the direct answer, its sentence the first citation.
-Whether the seeds answer at all mixes retrieval confidence with the reader's no-answer margin.
+question (one batched model call). Each sentence read is judged by a linear choice score over
+the reader's best span inside it and the sentence scorer's view of it (weights fitted on the
+XQuAD dev split); the best sentence is the first citation, its best span the direct answer.
+Whether the seeds answer at all adds to the retrieval confidence the chosen span's lead over
+the reader's no-answer score and the chosen sentence's share of the choice.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,17 +64,21 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A span the reader proposed, where it stands, and how it scores."""
+    """A sentence read, the reader's best span inside it, and how it scores as the answer's."""
 
     sentence: SentenceEvidence
     passage: PassageEvidence
-    start: int  # in the sentence's text
+    start: int  # the answer span, in the sentence's text
     end: int
-    reader_score: float
-    sentence_score: float
+    reader_score: float  # the best reader score (start + end logit) of a span in the sentence
+    sentence_score: float  # the sentence scorer's score
     #: How well the span holds the kind of fact asked for (0 to 1; 1 when none is asked for).
     kind_score: float
-    score: float
+    #: The reader's lead: ``reader_score`` minus its context's no-answer score.
+    lead: float
+    score: float  # the choice score (ReaderSettings.choice_*)
+    #: The sentence's share of the choice: softmax of the choice scores of every sentence read.
+    share: float = 0.0
 
     @property
     def text(self) -> str:
@@ -107,6 +114,82 @@ def contexts_of(ranked: Sequence[ScoredSentence], settings: ReaderSettings) -> l
     return contexts
 
 
+#: The features of a sentence's choice score, each weighted by the ReaderSettings field of
+#: the same name.
+CHOICE_FEATURES: tuple[str, ...] = (
+    "choice_scorer",
+    "choice_span",
+    "choice_lead",
+    "choice_has_span",
+    "choice_rank",
+    "choice_top",
+    "choice_passage_rank",
+)
+
+
+@dataclass(slots=True)
+class SentenceRead:
+    """What the reader proposed inside one sentence read."""
+
+    sentence: SentenceEvidence
+    passage: PassageEvidence
+    no_answer: float  # of the context the best span was read in
+    best: float | None = None  # the best reader score of a span inside the sentence
+    answer: tuple[float, int, int, float] | None = None  # (reader + kind bonus, start, end, kind)
+    features: tuple[float, ...] = ()  # in the order of CHOICE_FEATURES
+
+
+def sentence_reads(
+    question: str,
+    contexts: Sequence[Context],
+    readings: Sequence[Reading],
+    ranked: Sequence[ScoredSentence],
+    settings: ReaderSettings,
+) -> list[SentenceRead]:
+    """Every sentence read (each once), with its best span and the features of its choice
+    score: the sentence scorer's score against the best one's, log(1 + its rank by the scorer),
+    whether it is the scorer's first, its passage's rank from 0, whether the reader proposed a
+    span inside it, and that span's score against the best span read and against its
+    context's no-answer score (0 without a span). Its answer is the span with the best reader
+    score plus ``settings.kind_weight`` when it holds the kind of fact asked for."""
+    kind = question_kind(question)
+    sentence_scores = {item.row: item.score for item in ranked}
+    positions = {item.row: i for i, item in enumerate(ranked)}
+    floor = min(sentence_scores.values(), default=0.0)
+    top = max(sentence_scores.values(), default=0.0)
+    best_read = max((span.score for r in readings for span in r.spans), default=0.0)
+    reads: dict[int, SentenceRead] = {}
+    for context, reading in zip(contexts, readings, strict=True):
+        for s in context.sentences:
+            reads.setdefault(s.row, SentenceRead(s, context.passage, reading.no_answer_score))
+        for span in reading.spans:
+            sentence, start, end = context.locate(span.start, span.end)
+            if start >= end:
+                continue
+            entry = reads[sentence.row]
+            if entry.best is None or span.score > entry.best:
+                entry.best, entry.no_answer = span.score, reading.no_answer_score
+            text = sentence.sentence.text[start:end]
+            kind_score = 1.0 if kind is None else float(has_kind(kind, text, question))
+            key = span.score + settings.kind_weight * kind_score
+            if entry.answer is None or key > entry.answer[0]:
+                entry.answer = (key, start, end, kind_score)
+    for row, entry in reads.items():
+        position = positions.get(row, len(ranked))
+        has_span = entry.best is not None
+        best = entry.best if entry.best is not None else 0.0
+        entry.features = (
+            sentence_scores.get(row, floor) - top,
+            best - best_read if has_span else 0.0,
+            best - entry.no_answer if has_span else 0.0,
+            float(has_span),
+            math.log1p(position),
+            float(position == 0),
+            float(entry.passage.passage.rank - 1),
+        )
+    return list(reads.values())
+
+
 def candidates_of(
     question: str,
     contexts: Sequence[Context],
@@ -114,46 +197,52 @@ def candidates_of(
     ranked: Sequence[ScoredSentence],
     settings: ReaderSettings,
 ) -> list[Candidate]:
-    """Every proposed span, scored, best first.
+    """Every sentence read in which the reader proposed a span, best choice first.
 
-    A span's score adds to the reader's own score the sentence scorer's score of its sentence
-    and, for a question asking for a date, number or place, whether the span holds one.
+    A sentence's choice score is linear in the features of :func:`sentence_reads`, weighted
+    by ``settings.choice_*``; its share is the softmax of the choice scores over every
+    sentence read (with a span or not).
     """
-    kind = question_kind(question)
+    weights = [getattr(settings, name) for name in CHOICE_FEATURES]
+    reads = sentence_reads(question, contexts, readings, ranked, settings)
+    if not reads:
+        return []
+    scores = [sum(w * f for w, f in zip(weights, r.features, strict=True)) for r in reads]
+    peak = max(scores)
+    total = sum(math.exp(score - peak) for score in scores)
+    floor = min((item.score for item in ranked), default=0.0)
     sentence_scores = {item.row: item.score for item in ranked}
-    floor = min(sentence_scores.values(), default=0.0)
     out = []
-    for context, reading in zip(contexts, readings, strict=True):
-        for span in reading.spans:
-            sentence, start, end = context.locate(span.start, span.end)
-            if start >= end:
-                continue
-            sentence_score = sentence_scores.get(sentence.row, floor)
-            text = sentence.sentence.text[start:end]
-            kind_score = 1.0 if kind is None else float(has_kind(kind, text, question))
-            out.append(
-                Candidate(
-                    sentence=sentence,
-                    passage=context.passage,
-                    start=start,
-                    end=end,
-                    reader_score=span.score,
-                    sentence_score=sentence_score,
-                    kind_score=kind_score,
-                    score=span.score
-                    + settings.sentence_weight * sentence_score
-                    + settings.kind_weight * kind_score,
-                )
+    for score, entry in zip(scores, reads, strict=True):
+        if entry.best is None or entry.answer is None:
+            continue
+        _, start, end, kind_score = entry.answer
+        out.append(
+            Candidate(
+                sentence=entry.sentence,
+                passage=entry.passage,
+                start=start,
+                end=end,
+                reader_score=entry.best,
+                sentence_score=sentence_scores.get(entry.sentence.row, floor),
+                kind_score=kind_score,
+                lead=entry.best - entry.no_answer,
+                score=score,
+                share=math.exp(score - peak) / total,
             )
-    out.sort(key=lambda c: (-c.score, c.sentence.row, c.start))
+        )
+    out.sort(key=lambda c: (-c.score, c.sentence.row))
     return out
 
 
-def reader_margin(readings: Sequence[Reading], settings: ReaderSettings) -> float:
-    """The reader's surest answer: over the contexts read, the largest lead of the best span
-    over that context's no-answer score, clipped to ±``settings.margin_clip``."""
-    best = max((r.margin for r in readings if r.spans), default=-settings.margin_clip)
-    return max(-settings.margin_clip, min(settings.margin_clip, best))
+def confidence_from(retrieval: float, best: Candidate | None, settings: ReaderSettings) -> float:
+    """The retrieval confidence moved by how sure the reading is: the chosen span's lead over
+    no answer (clipped to ±``settings.margin_clip``) and the chosen sentence's share of the
+    choice."""
+    if best is None:
+        return retrieval - settings.margin_weight * settings.margin_clip
+    lead = max(-settings.margin_clip, min(settings.margin_clip, best.lead))
+    return retrieval + settings.margin_weight * lead + settings.certainty_weight * best.share
 
 
 def direct_span(kind: Kind | None, candidate: Candidate, question: str) -> Span:
@@ -219,7 +308,7 @@ class ReadingAnswerer:
     def __call__(self, question: str, evidence: Evidence) -> Answer:
         settings = self.settings
         retrieval = confidence_of(evidence.ranked)
-        lift = abs(settings.margin_weight) * settings.margin_clip
+        lift = abs(settings.margin_weight) * settings.margin_clip + abs(settings.certainty_weight)
         if retrieval + lift < no_answer_threshold(evidence, settings):
             # Not even the surest reading could lift the confidence over the threshold, so the
             # answer is "not found" whatever the reader says: it is not run (its confidence
@@ -237,23 +326,18 @@ class ReadingAnswerer:
     ) -> Answer:
         """The answer from what was read (no model call: tuning replays it with new settings)."""
         settings = self.settings
-        margin = reader_margin(readings, settings)
         candidates = candidates_of(question, contexts, readings, ranked, settings)
-        confidence = confidence_of(evidence.ranked) + settings.margin_weight * margin
+        best = candidates[0] if candidates else None
+        confidence = confidence_from(confidence_of(evidence.ranked), best, settings)
         # "How much …?" answered by a span that holds no number at all.
         kind = question_kind(question)
-        if candidates and kind == "number" and not holds_number(candidates[0].text):
+        if best is not None and kind == "number" and not holds_number(best.text):
             confidence -= settings.number_penalty
-        if not candidates or confidence < no_answer_threshold(evidence, settings):
+        if best is None or confidence < no_answer_threshold(evidence, settings):
             return not_found(question, evidence, confidence)
-        best = candidates[0]
         chosen = [best]
-        for other in candidates[1:]:
-            if other.score < best.score - settings.second_margin:
-                break
-            if other.sentence.row != best.sentence.row:
-                chosen.append(other)
-                break
+        if len(candidates) > 1 and candidates[1].score >= best.score - settings.second_margin:
+            chosen.append(candidates[1])  # one candidate per sentence: always another sentence
         span = direct_span(question_kind(question), best, question)
         citations = [
             cite(
