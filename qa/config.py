@@ -193,7 +193,7 @@ class ReaderSettings:
     #: a linear model over seven features, fitted as a conditional logit on the XQuAD dev split
     #: (`scripts/tune_reader.py`, docs/EVALUATION.md). The weights of: the sentence scorer's
     #: score minus the best one's; …
-    choice_scorer: float = 1.698
+    choice_scorer: float = 1.696
     #: … the best span inside the sentence minus the best span read anywhere; …
     choice_span: float = 0.128
     #: … that span minus its context's no-answer score; …
@@ -203,7 +203,7 @@ class ReaderSettings:
     #: … log(1 + the sentence's rank by the scorer, from 0); …
     choice_rank: float = -0.619
     #: … whether it is the scorer's first; …
-    choice_top: float = 0.653
+    choice_top: float = 0.652
     #: … and its passage's rank from 0.
     choice_passage_rank: float = -0.503
     #: Cite a second sentence when its choice score is this close to the first's.
