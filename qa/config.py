@@ -206,11 +206,13 @@ class ReaderSettings:
     choice_top: float = 0.652
     #: … and its passage's rank from 0.
     choice_passage_rank: float = -0.503
-    #: Cite a second sentence when its choice score is this close to the first's.
+    #: Cite a second sentence when its choice score is this close to the first's (0.5: its
+    #: share of the choice is at least e^-0.5 ≈ 61 % of the first's).
     second_margin: float = 0.5
-    #: Confidence = retrieval confidence + ``margin_weight`` times the chosen span's lead over
-    #: its context's no-answer score (clipped to ±``margin_clip``) + ``certainty_weight`` times
-    #: the chosen sentence's share of the choice (softmax of the choice scores, 0 to 1).
+    #: Confidence = retrieval confidence + ``margin_weight`` times the lead of the best span in
+    #: the chosen sentence over its context's no-answer score (clipped to ±``margin_clip``) +
+    #: ``certainty_weight`` times the chosen sentence's share of the choice (softmax of the
+    #: choice scores of every sentence read, 0 to 1).
     margin_weight: float = 0.0015
     margin_clip: float = 20.0
     certainty_weight: float = 0.03
@@ -229,6 +231,11 @@ class ReaderSettings:
             value = getattr(self, name)
             _require(value >= 1, f"{name} must be at least 1, got {value}.")
         _require(self.neighbours >= 0, f"neighbours must not be negative, got {self.neighbours}.")
+        # The reader is skipped when even the surest reading could not reach the threshold;
+        # that bound needs both of these (ReadingAnswerer.__call__).
+        for name in ("margin_clip", "number_penalty"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{name} must not be negative, got {value}.")
 
 
 Engine = Literal["local", "ray"]

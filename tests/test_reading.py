@@ -13,6 +13,7 @@ from conftest import PORSCHE
 import qa
 from qa.answer.reader import AnswerSpan, Reading
 from qa.answer.reading import (
+    CHOICE_FEATURES,
     Candidate,
     Context,
     ReadingAnswerer,
@@ -20,6 +21,7 @@ from qa.answer.reading import (
     confidence_from,
     contexts_of,
     direct_span,
+    sentence_reads,
 )
 from qa.answer.sentences import rank_sentences
 from qa.config import AnswerSettings, ReaderSettings
@@ -30,9 +32,6 @@ TEXT = (
     "Porsche hat einen Finanzchef. Er heißt Lutz Meschke. Das Treffen fand im November statt. "
     "Die Aktie stieg. Apple schwieg."
 )
-
-
-SIMILARITIES = (0.80, 0.82, 0.90, 0.70, 0.60)
 
 
 def _evidence(question: str = "Wer ist der Finanzchef?") -> Evidence:
@@ -120,7 +119,18 @@ def test_the_choice_score_mixes_reader_and_sentence_scorer() -> None:
     )
     assert meschke.score == pytest.approx(expected)
     # The shares are a softmax over all five sentences read, not only the two candidates.
-    assert 0.0 < candidates[1].share < candidates[0].share < 1.0
+    reads = sentence_reads(question, [context], [reading], ranked, settings)
+    choice = [
+        sum(w * f for w, f in zip(_weights(settings), r.features, strict=True)) for r in reads
+    ]
+    total = sum(math.exp(c) for c in choice)
+    expected_share = {
+        r.sentence.row: math.exp(c) / total for r, c in zip(reads, choice, strict=True)
+    }
+    assert len(reads) == 5
+    assert {c.sentence.row: c.share for c in candidates} == pytest.approx(
+        {1: expected_share[1], 2: expected_share[2]}
+    )
     assert candidates[0].share + candidates[1].share < 1.0
 
     # Weighting only the reader: its favourite sentence comes first; only the scorer: its own.
@@ -135,6 +145,60 @@ def test_the_choice_score_mixes_reader_and_sentence_scorer() -> None:
     assert candidates_of(question, [context], [swapped], ranked, scorer_only)[0].text == (
         "November"
     )
+
+
+def _weights(settings: ReaderSettings) -> list[float]:
+    return [getattr(settings, name) for name in CHOICE_FEATURES]
+
+
+def test_sentence_reads_give_every_sentence_read_its_features() -> None:
+    evidence = _evidence()
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    context = Context.of(evidence.passages[0], evidence.passages[0].sentences)
+    reading = _reading_of_two_sentences(context, meschke=4.5, november=5.0)
+    reads = {
+        r.sentence.row: r
+        for r in sentence_reads(evidence.question, [context], [reading], ranked, ReaderSettings())
+    }
+    positions = {item.row: i for i, item in enumerate(ranked)}
+    top = max(item.score for item in ranked)
+    scores = {item.row: item.score for item in ranked}
+
+    assert sorted(reads) == [0, 1, 2, 3, 4]
+    # A sentence without a span: no span features, only the scorer's and the ranks.
+    plain = reads[4]
+    assert plain.best is None and plain.answer is None
+    assert plain.features == pytest.approx(
+        (scores[4] - top, 0.0, 0.0, 0.0, math.log1p(positions[4]), float(positions[4] == 0), 0.0)
+    )
+    # A sentence with a span: against the best span read (5.0) and its no-answer score (1.0).
+    meschke = reads[1]
+    assert meschke.best == 4.5
+    assert meschke.features[1:4] == (4.5 - 5.0, 4.5 - 1.0, 1.0)
+    first = next(r for r in reads.values() if positions[r.sentence.row] == 0)
+    assert first.features[0] == 0.0 and first.features[4:6] == (0.0, 1.0)
+
+
+def test_a_second_sentence_is_cited_only_within_the_second_margin() -> None:
+    evidence = _evidence()
+    ranked = rank_sentences(evidence.question, evidence, AnswerSettings())
+    contexts = [Context.of(evidence.passages[0], evidence.passages[0].sentences)]
+    readings = [_reading_of_two_sentences(contexts[0], meschke=4.5, november=5.0)]
+    open_settings = ReaderSettings(threshold_cross_language=-1.0, threshold_same_language=-1.0)
+    first, second = candidates_of(evidence.question, contexts, readings, ranked, open_settings)
+    gap = first.score - second.score
+    assert gap > 0
+
+    def cited(margin: float) -> list[int]:
+        settings = dataclasses.replace(open_settings, second_margin=margin)
+        answer = ReadingAnswerer(settings).decide(
+            evidence.question, evidence, ranked, contexts, readings
+        )
+        return [c.start for c in answer.citations]
+
+    both = [first.sentence.sentence.start, second.sentence.sentence.start]
+    assert cited(gap + 0.01) == both
+    assert cited(gap - 0.01) == both[:1]
 
 
 def test_within_a_sentence_a_span_holding_the_kind_asked_for_wins() -> None:
@@ -352,6 +416,12 @@ def test_answer_from_evidence_equals_answer(retriever: qa.Retriever) -> None:
 def test_reader_settings_are_checked() -> None:
     with pytest.raises(qa.SettingsError, match=r"^sentences must be at least 1, got 0\."):
         ReaderSettings(sentences=0)
+    with pytest.raises(qa.SettingsError, match=r"^margin_clip must not be negative, got -1\.0\."):
+        ReaderSettings(margin_clip=-1.0)
+    with pytest.raises(
+        qa.SettingsError, match=r"^number_penalty must not be negative, got -0\.1\."
+    ):
+        ReaderSettings(number_penalty=-0.1)
     assert dataclasses.replace(ReaderSettings(), reader="none").reader == "none"
 
 

@@ -5,8 +5,8 @@ best few, each with its neighbours, are read by the extractive reader together w
 question (one batched model call). Each sentence read is judged by a linear choice score over
 the reader's best span inside it and the sentence scorer's view of it (weights fitted on the
 XQuAD dev split); the best sentence is the first citation, its best span the direct answer.
-Whether the seeds answer at all adds to the retrieval confidence the chosen span's lead over
-the reader's no-answer score and the chosen sentence's share of the choice.
+Whether the seeds answer at all adds to the retrieval confidence the lead of the chosen
+sentence's best span over the reader's no-answer score and the sentence's share of the choice.
 """
 
 from __future__ import annotations
@@ -236,9 +236,9 @@ def candidates_of(
 
 
 def confidence_from(retrieval: float, best: Candidate | None, settings: ReaderSettings) -> float:
-    """The retrieval confidence moved by how sure the reading is: the chosen span's lead over
-    no answer (clipped to ±``settings.margin_clip``) and the chosen sentence's share of the
-    choice."""
+    """The retrieval confidence moved by how sure the reading is: the lead of the best span in
+    the chosen sentence over no answer (clipped to ±``settings.margin_clip``) and the
+    sentence's share of the choice."""
     if best is None:
         return retrieval - settings.margin_weight * settings.margin_clip
     lead = max(-settings.margin_clip, min(settings.margin_clip, best.lead))
