@@ -133,6 +133,7 @@ class SentenceRead:
 
     sentence: SentenceEvidence
     passage: PassageEvidence
+    sentence_score: float  # the sentence scorer's score
     no_answer: float  # of the context the best span was read in
     best: float | None = None  # the best reader score of a span inside the sentence
     answer: tuple[float, int, int, float] | None = None  # (reader + kind bonus, start, end, kind)
@@ -161,7 +162,10 @@ def sentence_reads(
     reads: dict[int, SentenceRead] = {}
     for context, reading in zip(contexts, readings, strict=True):
         for s in context.sentences:
-            reads.setdefault(s.row, SentenceRead(s, context.passage, reading.no_answer_score))
+            score = sentence_scores.get(s.row, floor)
+            reads.setdefault(
+                s.row, SentenceRead(s, context.passage, score, reading.no_answer_score)
+            )
         for span in reading.spans:
             sentence, start, end = context.locate(span.start, span.end)
             if start >= end:
@@ -179,7 +183,7 @@ def sentence_reads(
         has_span = entry.best is not None
         best = entry.best if entry.best is not None else 0.0
         entry.features = (
-            sentence_scores.get(row, floor) - top,
+            entry.sentence_score - top,
             best - best_read if has_span else 0.0,
             best - entry.no_answer if has_span else 0.0,
             float(has_span),
@@ -210,8 +214,6 @@ def candidates_of(
     scores = [sum(w * f for w, f in zip(weights, r.features, strict=True)) for r in reads]
     peak = max(scores)
     total = sum(math.exp(score - peak) for score in scores)
-    floor = min((item.score for item in ranked), default=0.0)
-    sentence_scores = {item.row: item.score for item in ranked}
     out = []
     for score, entry in zip(scores, reads, strict=True):
         if entry.best is None or entry.answer is None:
@@ -224,7 +226,7 @@ def candidates_of(
                 start=start,
                 end=end,
                 reader_score=entry.best,
-                sentence_score=sentence_scores.get(entry.sentence.row, floor),
+                sentence_score=entry.sentence_score,
                 kind_score=kind_score,
                 lead=entry.best - entry.no_answer,
                 score=score,
@@ -338,7 +340,7 @@ class ReadingAnswerer:
         chosen = [best]
         if len(candidates) > 1 and candidates[1].score >= best.score - settings.second_margin:
             chosen.append(candidates[1])  # one candidate per sentence: always another sentence
-        span = direct_span(question_kind(question), best, question)
+        span = direct_span(kind, best, question)
         citations = [
             cite(
                 number,
